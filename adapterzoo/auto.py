@@ -1,0 +1,320 @@
+"""`AutoAdapter` builds or loads an `AdapterModel`: backbone, adapter and head as one object.
+
+An `AdapterModel` wraps a `peft.PeftModel` around an `ImageClassifier`, so all of PEFT's API stays available on
+``model.peft_model``; it adds what a user of a vision adapter needs: `predict`, `save_pretrained` with the zoo's
+record and a model card, and `AutoAdapter.from_pretrained` that rebuilds everything from the saved folder.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import transformers
+from peft import PeftConfig, PeftModel, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+from PIL import Image
+from torch import nn
+from transformers.modeling_outputs import ImageClassifierOutput
+
+from adapterzoo import __version__
+from adapterzoo.backbones import (
+    backbone_name,
+    describe_backbone,
+    load_backbone,
+    load_image_processor,
+    resolve_revision,
+)
+from adapterzoo.errors import CheckpointError, UnsupportedTaskError
+from adapterzoo.image_classifier import ImageClassifier
+from adapterzoo.method import Method
+from adapterzoo.model_card import render_model_card
+from adapterzoo.registry import get_method, provenance
+from adapterzoo.saving import (
+    MODEL_CARD_NAME,
+    PEFT_CONFIG_NAME,
+    WEIGHTS_NAME,
+    AdapterRecord,
+    atomic_directory,
+    check_no_pickle_only,
+    read_weights,
+    recover_interrupted_save,
+    write_weights,
+)
+
+
+class AdapterModel(nn.Module):
+    """A task model with an adapter attached, ready to train, save, share and predict.
+
+    ``peft_model`` is the `peft.PeftModel` (all of PEFT's API works on it); ``task_model`` the `ImageClassifier`
+    inside it; ``image_processor`` preprocesses exactly as the backbone expects.
+    """
+
+    def __init__(
+        self,
+        peft_model: PeftModel,
+        *,
+        method: Method,
+        image_processor: Any,
+        backbone: str | None,
+        backbone_revision: str | None,
+        trainable_parameters: int,
+        metrics: dict[str, float] | None = None,
+    ):
+        super().__init__()
+        self.peft_model = peft_model
+        self.method = method
+        self.image_processor = image_processor
+        self.backbone_name = backbone
+        self.backbone_revision = backbone_revision
+        self.trainable_parameters = trainable_parameters
+        self.metrics: dict[str, float] = dict(metrics or {})
+
+    @property
+    def task_model(self) -> ImageClassifier:
+        return self.peft_model.get_base_model()
+
+    @property
+    def labels(self) -> list[str]:
+        return self.task_model.labels
+
+    @property
+    def adapter_name(self) -> str:
+        return self.peft_model.active_adapter
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None) -> ImageClassifierOutput:
+        return self.peft_model(pixel_values=pixel_values, labels=labels)
+
+    def print_trainable_parameters(self) -> None:
+        self.peft_model.print_trainable_parameters()
+
+    @contextmanager
+    def _explaining_merge_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except NotImplementedError as exc:
+            raise NotImplementedError(
+                f"Method '{self.method.name}' cannot be merged into the backbone's weights: {exc}"
+            ) from exc
+
+    def merge(self) -> None:
+        """Fold the active adapter into the backbone's weights: inference then costs what the plain backbone costs."""
+        with self._explaining_merge_errors():
+            self.peft_model.merge_adapter()
+
+    def unmerge(self) -> None:
+        """Undo `merge`, restoring the backbone's own weights."""
+        self.peft_model.unmerge_adapter()
+
+    def merge_and_unload(self) -> ImageClassifier:
+        """The plain task model with the active adapter folded in and no adapter layers left, for deployment.
+
+        This consumes the adapter: the returned model shares its weights with this one.
+        """
+        with self._explaining_merge_errors():
+            return self.peft_model.merge_and_unload()
+
+    @torch.no_grad()
+    def predict(self, images: Any, *, top_k: int = 1) -> list:
+        """Labels with scores for one image or a batch (PIL images or HWC arrays; a 4-D array or a list is a batch).
+
+        Returns a list of ``{"label", "score"}`` dicts, best first, for one image; a list of such lists for a batch.
+        """
+        batch, single = _as_batch(images)
+        pixel_values = self.image_processor(images=batch, return_tensors="pt")["pixel_values"]
+        was_training = self.training
+        self.eval()
+        try:
+            logits = self(pixel_values.to(self.device)).logits
+        finally:
+            self.train(was_training)
+        scores, indices = logits.softmax(dim=-1).topk(min(top_k, logits.shape[-1]), dim=-1)
+        results = [
+            [
+                {"label": self.labels[i], "score": s}
+                for s, i in zip(row_scores.tolist(), row_indices.tolist(), strict=True)
+            ]
+            for row_scores, row_indices in zip(scores, indices, strict=True)
+        ]
+        return results[0] if single else results
+
+    def record(self) -> AdapterRecord:
+        """The zoo's record of this adapter, as `save_pretrained` writes it to ``adapterzoo_config.json``."""
+        distribution, version = provenance(self.method.name)
+        return AdapterRecord(
+            method=self.method.name,
+            distribution=distribution,
+            distribution_version=version,
+            task=self.task_model.task,
+            backbone=self.backbone_name,
+            backbone_revision=self.backbone_revision,
+            labels=list(self.labels),
+            head=self.task_model.classifier.settings(),
+            trainable_parameters=self.trainable_parameters,
+            adapterzoo_version=__version__,
+            metrics=dict(self.metrics),
+        )
+
+    def save_pretrained(self, save_directory: str | Path) -> Path:
+        """Save the active adapter and head, atomically: a failure leaves any previous save in place untouched."""
+        record = self.record()
+        config = copy.deepcopy(self.peft_model.peft_config[self.adapter_name])
+        config.inference_mode = True
+        weights = get_peft_model_state_dict(
+            self.peft_model, adapter_name=self.adapter_name, save_embedding_layers=False
+        )
+        with atomic_directory(save_directory) as staging:
+            record.write(staging)
+            config.save_pretrained(str(staging))
+            write_weights(staging / WEIGHTS_NAME, weights)
+            self.image_processor.save_pretrained(str(staging))
+            (staging / MODEL_CARD_NAME).write_text(render_model_card(record, location=str(save_directory)))
+        return Path(save_directory)
+
+
+class AutoAdapter:
+    """Builds an `AdapterModel` from a backbone and a method name, or rebuilds a saved one in one call."""
+
+    def __init__(self) -> None:
+        raise TypeError("Use AutoAdapter.from_backbone(...) or AutoAdapter.from_pretrained(...).")
+
+    @classmethod
+    def from_backbone(
+        cls,
+        backbone: str | transformers.PreTrainedModel,
+        *,
+        method: str,
+        labels: Sequence[str],
+        revision: str | None = None,
+        pooling: str | None = None,
+        image_processor: Any = None,
+        adapter_name: str = "default",
+        **method_options: Any,
+    ) -> AdapterModel:
+        """Attach a fresh ``method`` adapter and a new head for ``labels`` to ``backbone`` (Hub id, folder or model).
+
+        ``method_options`` are the method's config fields (e.g. ``num_tokens=50, deep=True`` for VPT); an unknown one
+        raises an error listing the valid ones.
+        """
+        zoo_method = get_method(method)
+        _check_task(zoo_method, ImageClassifier.task)
+        zoo_method.check_options(method_options)
+        if isinstance(backbone, str):
+            revision = resolve_revision(backbone, revision)
+            model = load_backbone(backbone, revision=revision)
+        else:
+            model = backbone
+        zoo_method.check_backbone(describe_backbone(model))
+        task_model = ImageClassifier(model, labels, pooling=pooling)
+        if zoo_method.head_initializer is not None:
+            zoo_method.head_initializer(task_model.classifier)
+        config = zoo_method.make_config(task_model, head_module=ImageClassifier.head_module, **method_options)
+        peft_model = get_peft_model(task_model, config, adapter_name=adapter_name)
+        name = backbone_name(model)
+        if image_processor is None:
+            image_processor = load_image_processor(model, revision=revision)
+        return AdapterModel(
+            peft_model,
+            method=zoo_method,
+            image_processor=image_processor,
+            backbone=name,
+            backbone_revision=revision,
+            trainable_parameters=peft_model.get_nb_trainable_parameters()[0],
+        )
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | Path,
+        *,
+        backbone: str | transformers.PreTrainedModel | None = None,
+        revision: str | None = None,
+        is_trainable: bool = False,
+        adapter_name: str = "default",
+    ) -> AdapterModel:
+        """Rebuild backbone, adapter and head from a saved adapter folder.
+
+        The backbone is loaded from the id and exact revision recorded at training time, unless ``backbone`` (and
+        ``revision``) override it. The method is resolved through installed plugins only.
+        """
+        folder = Path(path)
+        recover_interrupted_save(folder)
+        if not folder.is_dir():
+            raise CheckpointError(f"No saved adapter at {folder}.")
+        record = AdapterRecord.read(folder)
+        check_no_pickle_only(folder)
+        zoo_method = get_method(record.method, distribution=record.distribution)
+        if record.task != ImageClassifier.task:
+            raise CheckpointError(f"{folder} holds a '{record.task}' adapter, which AutoAdapter cannot load yet.")
+        model = _load_recorded_backbone(record, backbone, revision)
+        task_model = ImageClassifier(model, record.labels, pooling=record.head.get("pooling"))
+        config = _read_peft_config(folder, zoo_method)
+        config.inference_mode = not is_trainable
+        peft_model = get_peft_model(task_model, config, adapter_name=adapter_name)
+        expected = get_peft_model_state_dict(peft_model, adapter_name=adapter_name, save_embedding_layers=False)
+        set_peft_model_state_dict(peft_model, read_weights(folder / WEIGHTS_NAME, expected), adapter_name=adapter_name)
+        adapter_model = AdapterModel(
+            peft_model,
+            method=zoo_method,
+            image_processor=transformers.AutoImageProcessor.from_pretrained(str(folder)),
+            backbone=record.backbone,
+            backbone_revision=record.backbone_revision,
+            trainable_parameters=record.trainable_parameters,
+            metrics=record.metrics,
+        )
+        return adapter_model.train(is_trainable)
+
+
+def _as_batch(images: Any) -> tuple[list, bool]:
+    """A list of images, and whether ``images`` was a single image."""
+    if isinstance(images, Image.Image):
+        return [images], True
+    if isinstance(images, (np.ndarray, torch.Tensor)):
+        return (list(images), False) if images.ndim == 4 else ([images], True)
+    return list(images), False
+
+
+def _check_task(method: Method, task: str) -> None:
+    if task not in method.tasks:
+        raise UnsupportedTaskError(f"Method '{method.name}' serves {', '.join(method.tasks)}, not '{task}'.")
+
+
+def _load_recorded_backbone(
+    record: AdapterRecord, backbone: str | transformers.PreTrainedModel | None, revision: str | None
+) -> transformers.PreTrainedModel:
+    if isinstance(backbone, transformers.PreTrainedModel):
+        return backbone
+    source = backbone or record.backbone
+    if source is None:
+        raise CheckpointError("The adapter records no backbone; pass backbone= to from_pretrained.")
+    try:
+        return load_backbone(source, revision=revision or (None if backbone else record.backbone_revision))
+    except OSError as exc:
+        raise CheckpointError(
+            f"Cannot load the backbone '{source}' this adapter was trained on ({exc}). "
+            "Pass backbone= (a Hub id, a folder or a loaded model) to from_pretrained."
+        ) from exc
+
+
+def _read_peft_config(folder: Path, method: Method) -> PeftConfig:
+    if not (folder / PEFT_CONFIG_NAME).is_file():
+        raise CheckpointError(f"{folder} lacks {PEFT_CONFIG_NAME}.")
+    try:
+        config = method.config_cls.from_pretrained(str(folder))
+    except (ValueError, TypeError, KeyError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{folder / PEFT_CONFIG_NAME} cannot be read as a '{method.name}' config: {exc}") from exc
+    if not isinstance(config, method.config_cls):
+        raise CheckpointError(
+            f"{folder / PEFT_CONFIG_NAME} holds a {type(config).__name__}, but {folder.name} records method "
+            f"'{method.name}' ({method.config_cls.__name__})."
+        )
+    return config

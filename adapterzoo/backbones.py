@@ -1,0 +1,284 @@
+"""Vision backbones: loading them from the Hub or a folder, and finding their parts by structure.
+
+Module paths change between transformers releases (ViT's layers moved from ``vit.encoder.layer.N`` to
+``vit.layers.N``), so nothing here hard-codes one: the parts of a vision tower are found from its structure (the
+patch-embedding convolution, the ModuleList of encoder layers, the norms around it) and its ``config.model_type``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import transformers
+from peft.tuners.tuners_utils import BaseTunerLayer
+from torch import nn
+
+from adapterzoo.errors import CheckpointError, UnsupportedBackboneError
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """What adapterzoo knows about one family of vision backbones that structure alone cannot tell."""
+
+    name: str
+    model_types: tuple[str, ...]
+    model_class: str
+    load_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    num_prefix_tokens: int = 1
+    # Whether the backbone's ``last_hidden_state`` has already passed the final norm (ViT) or not (CLIP, which
+    # normalises only its pooled CLS token).
+    sequence_is_normed: bool = True
+
+
+ARCHITECTURES: tuple[Architecture, ...] = (
+    Architecture("vit", ("vit",), "ViTModel", {"add_pooling_layer": False}),
+    Architecture("clip", ("clip", "clip_vision_model"), "CLIPVisionModel", sequence_is_normed=False),
+)
+
+
+def supported_architectures() -> list[str]:
+    return [arch.name for arch in ARCHITECTURES]
+
+
+def architecture_for(model_type: str) -> Architecture:
+    """The architecture that serves ``model_type``, or an error listing the supported ones."""
+    for arch in ARCHITECTURES:
+        if model_type in arch.model_types:
+            return arch
+    raise UnsupportedBackboneError(
+        f"Backbones of model_type '{model_type}' are not supported. "
+        f"Supported architectures: {', '.join(supported_architectures())}."
+    )
+
+
+@dataclass(frozen=True)
+class BackboneParts:
+    """Where a vision tower's parts are, as module paths relative to the module that was described."""
+
+    architecture: str
+    model_type: str
+    root: str
+    embeddings: str
+    layers: str
+    pre_norm: str | None
+    final_norm: str
+    hidden_size: int
+    num_layers: int
+    num_prefix_tokens: int
+    patch_size: int
+    num_channels: int
+    sequence_is_normed: bool
+
+    @property
+    def layer_paths(self) -> list[str]:
+        return [f"{self.layers}.{i}" for i in range(self.num_layers)]
+
+
+def _join(*parts: str) -> str:
+    return ".".join(p for p in parts if p)
+
+
+def _vision_config(config: transformers.PretrainedConfig) -> transformers.PretrainedConfig:
+    return getattr(config, "vision_config", None) or config
+
+
+def _find_backbone(model: nn.Module) -> tuple[str, transformers.PreTrainedModel, Architecture]:
+    """The first submodule (or the module itself) that is a transformers model of a supported architecture."""
+    seen_types = []
+    for path, module in model.named_modules():
+        model_type = getattr(getattr(module, "config", None), "model_type", None)
+        if isinstance(module, transformers.PreTrainedModel) and model_type:
+            seen_types.append(model_type)
+            for arch in ARCHITECTURES:
+                if model_type in arch.model_types:
+                    return path, module, arch
+    found = f"model_type '{seen_types[0]}'" if seen_types else f"a {type(model).__name__} with no transformers config"
+    raise UnsupportedBackboneError(
+        f"Expected a vision backbone, found {found}. Supported architectures: {', '.join(supported_architectures())}."
+    )
+
+
+def describe_backbone(model: nn.Module) -> BackboneParts:
+    """Find the vision tower's parts inside ``model`` (a backbone, a task model, or a PEFT model around either)."""
+    owner_path, owner, arch = _find_backbone(model)
+    config = _vision_config(owner.config)
+    modules = dict(owner.named_modules())
+
+    conv_path = next((p for p, m in modules.items() if isinstance(m, nn.Conv2d)), None)
+    if conv_path is None:
+        raise UnsupportedBackboneError(f"No patch-embedding convolution found in the '{config.model_type}' backbone.")
+
+    # The tower root is the nearest ancestor of the patch embedding that also holds the encoder layers.
+    layers_path = root = None
+    ancestors = conv_path.split(".")[:-1]
+    for depth in range(len(ancestors), -1, -1):
+        candidate = ".".join(ancestors[:depth])
+        layers_path = next(
+            (
+                p
+                for p, m in modules.items()
+                if isinstance(m, nn.ModuleList)
+                and len(m) == config.num_hidden_layers
+                and (p.startswith(candidate + ".") or not candidate)
+            ),
+            None,
+        )
+        if layers_path is not None:
+            root = candidate
+            break
+    if layers_path is None:
+        raise UnsupportedBackboneError(
+            f"No list of {config.num_hidden_layers} encoder layers found in the '{config.model_type}' backbone."
+        )
+
+    relative = lambda path: path[len(root) + 1 :] if root else path  # noqa: E731
+    embeddings = _join(root, relative(conv_path).split(".")[0])
+    layers_child = _join(root, relative(layers_path).split(".")[0])
+
+    tower = owner.get_submodule(root)
+    pre_norm = final_norm = None
+    after_layers = False
+    for name, child in tower.named_children():
+        path = _join(root, name)
+        if path == layers_child:
+            after_layers = True
+        elif isinstance(child, nn.LayerNorm):
+            if after_layers and final_norm is None:
+                final_norm = path
+            elif not after_layers:
+                pre_norm = path
+    if final_norm is None:
+        raise UnsupportedBackboneError(f"No final norm found after the encoder of the '{config.model_type}' backbone.")
+
+    patch_size = config.patch_size
+    return BackboneParts(
+        architecture=arch.name,
+        model_type=config.model_type,
+        root=_join(owner_path, root),
+        embeddings=_join(owner_path, embeddings),
+        layers=_join(owner_path, layers_path),
+        pre_norm=_join(owner_path, pre_norm) if pre_norm else None,
+        final_norm=_join(owner_path, final_norm),
+        hidden_size=config.hidden_size,
+        num_layers=config.num_hidden_layers,
+        num_prefix_tokens=arch.num_prefix_tokens,
+        patch_size=patch_size if isinstance(patch_size, int) else patch_size[0],
+        num_channels=getattr(config, "num_channels", 3),
+        sequence_is_normed=arch.sequence_is_normed,
+    )
+
+
+# Local names of the linear layers inside an encoder layer, per role, across architectures and transformers releases.
+# Roles are matched in this order and a layer takes the first role it matches, so the attention output's
+# "attention.output.dense" (old ViT) is claimed before the MLP's "output.dense".
+LINEAR_ROLES: dict[str, tuple[str, ...]] = {
+    "q": ("q_proj", "query"),
+    "k": ("k_proj", "key"),
+    "v": ("v_proj", "value"),
+    "o": ("o_proj", "out_proj", "attention.output.dense"),
+    "fc1": ("fc1", "intermediate.dense"),
+    "fc2": ("fc2", "output.dense"),
+}
+
+
+def role_of(relative_path: str) -> str | None:
+    for role, aliases in LINEAR_ROLES.items():
+        if any(relative_path == alias or relative_path.endswith("." + alias) for alias in aliases):
+            return role
+    return None
+
+
+def _linear_layers(layer: nn.Module) -> list[str]:
+    """Paths of the linear layers inside an encoder layer, seeing through adapters already attached to them."""
+    paths = []
+    for path, module in layer.named_modules():
+        if "base_layer" in path.split("."):
+            continue
+        base = module.get_base_layer() if isinstance(module, BaseTunerLayer) else module
+        if isinstance(base, nn.Linear) and role_of(path) is not None:
+            paths.append(path)
+    return paths
+
+
+def is_role_list(value: Any) -> bool:
+    """Whether ``value`` names roles (``["q", "v"]``) rather than PEFT module names or a regex."""
+    return isinstance(value, (list, tuple, set)) and bool(value) and all(v in LINEAR_ROLES for v in value)
+
+
+def resolve_linear_roles(model: nn.Module, roles: Iterable[str]) -> str:
+    """A PEFT ``target_modules`` regex matching the linear layers with these roles in every encoder layer."""
+    roles = list(roles)
+    parts = describe_backbone(model)
+    linears = _linear_layers(model.get_submodule(f"{parts.layers}.0"))
+    found = {role: [path for path in linears if role_of(path) == role] for role in roles}
+    missing = [role for role, paths in found.items() if not paths]
+    if missing:
+        present = sorted({role_of(path) for path in linears} - {None})
+        raise UnsupportedBackboneError(
+            f"The '{parts.architecture}' backbone has no linear layer for role(s) {missing}; it has: {present}."
+        )
+    local = sorted(path for paths in found.values() for path in paths)
+    return rf"{re.escape(parts.layers)}\.\d+\.(?:{'|'.join(re.escape(p) for p in local)})"
+
+
+def load_backbone(name_or_path: str, *, revision: str | None = None, **kwargs: Any) -> transformers.PreTrainedModel:
+    """Load the vision tower of a supported backbone from a Hub id or a local folder.
+
+    Checkpoint weights the tower does not use (CLIP's text tower, ViT's pooler) are skipped quietly; a checkpoint
+    that lacks weights the tower needs is refused, rather than silently filled with random values.
+    """
+    config = transformers.AutoConfig.from_pretrained(name_or_path, revision=revision)
+    arch = architecture_for(config.model_type)
+    model_class = getattr(transformers, arch.model_class)
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    try:
+        model, info = model_class.from_pretrained(
+            name_or_path, revision=revision, output_loading_info=True, **{**arch.load_kwargs, **kwargs}
+        )
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+    missing = sorted(info["missing_keys"])
+    if missing:
+        raise CheckpointError(
+            f"The checkpoint '{name_or_path}' lacks {len(missing)} weight(s) of its {arch.model_class}, "
+            f"e.g. {', '.join(missing[:3])}."
+        )
+    return model
+
+
+def backbone_name(backbone: transformers.PreTrainedModel) -> str | None:
+    """Where a backbone was loaded from: its Hub id, or its folder as an absolute path."""
+    name = backbone.config.name_or_path or None
+    return os.path.abspath(name) if name is not None and os.path.isdir(name) else name
+
+
+def resolve_revision(name_or_path: str, revision: str | None = None) -> str | None:
+    """The commit that ``revision`` (default: the main branch) of a Hub backbone points to; None for a folder."""
+    if os.path.isdir(name_or_path):
+        return None
+    resolved = transformers.utils.hub.resolve_revision(name_or_path, revision)
+    return getattr(resolved, "resolved", None) or revision
+
+
+def load_image_processor(backbone: transformers.PreTrainedModel, *, revision: str | None = None) -> Any:
+    """The backbone's own image processor; a default one built from its config when it was saved without one."""
+    name = backbone_name(backbone)
+    if name is not None:
+        try:
+            return transformers.AutoImageProcessor.from_pretrained(name, revision=revision)
+        except (OSError, ValueError):
+            pass
+    config = _vision_config(backbone.config)
+    size = config.image_size if isinstance(config.image_size, int) else config.image_size[0]
+    warnings.warn(
+        f"No image processor found with backbone '{name}'; using a resize to {size}x{size} with mean and std 0.5. "
+        "Save the backbone's image processor beside it, or pass image_processor=, to silence this.",
+        stacklevel=2,
+    )
+    return transformers.ViTImageProcessor(size={"height": size, "width": size})

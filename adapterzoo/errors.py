@@ -1,0 +1,39 @@
+"""The exceptions and warnings adapterzoo raises, so callers can catch each failure by what went wrong."""
+
+from __future__ import annotations
+
+
+class AdapterZooError(Exception):
+    """Base class of every adapterzoo error."""
+
+
+class MethodNotFoundError(AdapterZooError, LookupError):
+    """No installed plugin provides the requested method."""
+
+
+class MethodConflictError(AdapterZooError):
+    """Two installed distributions claim the same method name."""
+
+
+class PluginLoadError(AdapterZooError):
+    """An installed plugin failed to load (import error, wrong object, incompatible plugin API)."""
+
+
+class UnsupportedBackboneError(AdapterZooError, ValueError):
+    """The backbone's architecture is not supported, or the method cannot serve it."""
+
+
+class UnsupportedTaskError(AdapterZooError, ValueError):
+    """The method does not serve the requested task."""
+
+
+class UnknownOptionError(AdapterZooError, TypeError):
+    """A method option that the method's config does not define."""
+
+
+class CheckpointError(AdapterZooError, ValueError):
+    """A saved adapter is missing, corrupt, pickled, or does not match the model it is loaded into."""
+
+
+class PluginWarning(UserWarning):
+    """A plugin was skipped because it is broken or conflicts with another."""

@@ -1,0 +1,114 @@
+"""The `Method` declaration that every plugin's entry point names, and how options become a PEFT config."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from peft import PeftConfig
+from peft.tuners.tuners_utils import BaseTuner
+from torch import nn
+
+from adapterzoo.backbones import BackboneParts, is_role_list, resolve_linear_roles
+from adapterzoo.errors import PluginLoadError, UnknownOptionError, UnsupportedBackboneError
+
+PLUGIN_API_VERSION = 1
+"""The plugin API this adapterzoo implements; a `Method` declaring another version is skipped with a warning."""
+
+# PeftConfig fields that the zoo manages itself (PEFT bookkeeping, the head) and that are not user options.
+MANAGED_FIELDS = frozenset(f.name for f in dataclasses.fields(PeftConfig)) | {"modules_to_save"}
+
+# Options whose value may be a list of linear-layer roles ("q", "v", "fc1", ...) resolved per backbone.
+ROLE_OPTIONS = ("target_modules", "feedforward_modules", "exclude_modules")
+
+_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+
+
+def _resolve(reference: str) -> Any:
+    module_name, _, attribute = reference.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise PluginLoadError(f"Cannot import '{reference}': {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Method:
+    """A parameter-efficient method as a plugin declares it.
+
+    ``config`` and ``tuner`` are ``"module:attribute"`` references, imported on first use, so that listing the
+    installed methods imports only each plugin's small declaration module.
+    """
+
+    name: str
+    config: str
+    tuner: str
+    tasks: tuple[str, ...]
+    summary: str
+    api_version: int = PLUGIN_API_VERSION
+    backbones: tuple[str, ...] | None = None
+    defaults: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    head_init: str | None = None
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise ValueError(f"Method name '{self.name}' must be lower-case letters and digits, joined by hyphens.")
+
+    @property
+    def peft_name(self) -> str:
+        """The name PEFT knows this method by (PEFT names are lower-case with underscores)."""
+        return self.name.replace("-", "_")
+
+    @cached_property
+    def config_cls(self) -> type[PeftConfig]:
+        return _resolve(self.config)
+
+    @cached_property
+    def tuner_cls(self) -> type[BaseTuner]:
+        return _resolve(self.tuner)
+
+    @cached_property
+    def head_initializer(self) -> Callable[[nn.Module], None] | None:
+        return _resolve(self.head_init) if self.head_init else None
+
+    def options(self) -> list[str]:
+        """The option names a user may pass for this method."""
+        return sorted(f.name for f in dataclasses.fields(self.config_cls) if f.name not in MANAGED_FIELDS)
+
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        valid = self.options()
+        for name in options:
+            if name not in valid:
+                close = difflib.get_close_matches(name, valid, n=1)
+                hint = f" Did you mean '{close[0]}'?" if close else ""
+                raise UnknownOptionError(
+                    f"Method '{self.name}' has no option '{name}'.{hint} Valid options: {', '.join(valid)}."
+                )
+
+    def check_backbone(self, parts: BackboneParts) -> None:
+        if self.backbones is not None and parts.architecture not in self.backbones:
+            raise UnsupportedBackboneError(
+                f"Method '{self.name}' cannot serve the '{parts.architecture}' architecture "
+                f"(model_type '{parts.model_type}'); it serves: {', '.join(self.backbones)}."
+            )
+
+    def make_config(self, task_model: nn.Module, head_module: str | None = None, **options: Any) -> PeftConfig:
+        """The PEFT config for attaching this method to ``task_model``.
+
+        Options are checked against the config's fields; role lists such as ``target_modules=["q", "v"]`` are
+        resolved to the backbone's own module names; ``head_module`` is saved and trained beside the adapter.
+        """
+        self.check_options(options)
+        values = {**self.defaults, **options}
+        for name in ROLE_OPTIONS:
+            if is_role_list(values.get(name)):
+                values[name] = resolve_linear_roles(task_model, values[name])
+        if head_module is not None:
+            values["modules_to_save"] = [head_module]
+        return self.config_cls(**values)

@@ -1,0 +1,174 @@
+"""The files of a saved adapter: the zoo's record, atomic folder writes, and checked safetensors reads.
+
+A saved adapter is a folder holding ``adapterzoo_config.json`` (`AdapterRecord`), PEFT's ``adapter_config.json`` and
+``adapter_model.safetensors``, a ``README.md`` model card and the image processor's config. Weights are read from
+safetensors only: pickle files are never opened.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from adapterzoo.errors import CheckpointError
+
+FORMAT_VERSION = 1
+"""Bumped whenever `AdapterRecord` changes in a way older readers would misread."""
+
+ZOO_CONFIG_NAME = "adapterzoo_config.json"
+PEFT_CONFIG_NAME = "adapter_config.json"
+WEIGHTS_NAME = "adapter_model.safetensors"
+MODEL_CARD_NAME = "README.md"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+
+
+@dataclass
+class AdapterRecord:
+    """The zoo's own record of a saved adapter (``adapterzoo_config.json``)."""
+
+    method: str
+    distribution: str
+    distribution_version: str
+    task: str
+    backbone: str | None
+    backbone_revision: str | None
+    labels: list[str]
+    head: dict
+    trainable_parameters: int
+    adapterzoo_version: str
+    metrics: dict = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def write(self, folder: Path) -> None:
+        (folder / ZOO_CONFIG_NAME).write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def read(cls, folder: Path) -> AdapterRecord:
+        path = folder / ZOO_CONFIG_NAME
+        if not path.is_file():
+            hint = (
+                " It holds a plain PEFT adapter: load it with peft.PeftModel.from_pretrained."
+                if (folder / PEFT_CONFIG_NAME).is_file()
+                else ""
+            )
+            raise CheckpointError(f"{folder} is not an adapterzoo adapter: {ZOO_CONFIG_NAME} is missing.{hint}")
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CheckpointError(f"{path} is not valid JSON (truncated or corrupt): {exc}") from exc
+        if not isinstance(data, dict):
+            raise CheckpointError(f"{path} must hold a JSON object.")
+        version = data.get("format_version")
+        if not isinstance(version, int):
+            raise CheckpointError(f"{path} has no integer format_version.")
+        if version > FORMAT_VERSION:
+            raise CheckpointError(
+                f"{path} was written by adapterzoo {data.get('adapterzoo_version', '?')} in format version {version}; "
+                f"this adapterzoo reads format versions up to {FORMAT_VERSION}. Upgrade: pip install -U adapterzoo"
+            )
+        known = {f.name for f in fields(cls)}
+        missing = sorted(name for name in known if name not in data and name not in ("metrics", "format_version"))
+        if missing:
+            raise CheckpointError(f"{path} lacks required field(s): {', '.join(missing)}.")
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+
+
+def _backups(target: Path) -> list[Path]:
+    return sorted(target.parent.glob(f".{target.name}.*.old"))
+
+
+def recover_interrupted_save(target: Path) -> None:
+    """Put back the previous save if a process died between moving it aside and moving the new one in."""
+    target = Path(target)
+    backups = _backups(target)
+    if not target.exists() and backups:
+        os.rename(backups[-1], target)
+
+
+@contextmanager
+def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
+    """Write a folder atomically: yield a staging folder, then swap it in place of ``target`` in one step.
+
+    If the body raises, the staging folder is removed and ``target`` keeps its previous content. A folder that
+    exists, is not empty and holds no adapterzoo save is never replaced.
+    """
+    target = Path(target)
+    recover_interrupted_save(target)
+    if target.exists():
+        if not target.is_dir():
+            raise CheckpointError(f"Cannot save to {target}: it is a file.")
+        if any(target.iterdir()) and not (target / ZOO_CONFIG_NAME).is_file():
+            raise CheckpointError(f"Refusing to replace {target}: it is not empty and holds no adapterzoo save.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".saving", dir=target.parent))
+    try:
+        yield staging
+        _fsync_tree(staging)
+        if target.exists():
+            backup = target.with_name(f".{target.name}.{uuid.uuid4().hex}.old")
+            os.rename(target, backup)
+            os.rename(staging, target)
+            shutil.rmtree(backup)
+        else:
+            os.rename(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def write_weights(path: Path, state_dict: dict[str, torch.Tensor]) -> None:
+    save_file({k: v.detach().contiguous() for k, v in state_dict.items()}, str(path), metadata={"format": "pt"})
+
+
+def check_no_pickle_only(folder: Path) -> None:
+    """Refuse a folder whose weights exist only as pickle files, which could run code when opened."""
+    if (folder / WEIGHTS_NAME).is_file():
+        return
+    pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if pickles:
+        raise CheckpointError(
+            f"{folder} holds only pickle weights ({', '.join(pickles)}); adapterzoo loads safetensors only and never "
+            f"unpickles. Convert the file to {WEIGHTS_NAME} with a trusted tool before loading it."
+        )
+
+
+def read_weights(path: Path, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Read a safetensors file and check that it holds exactly the ``expected`` keys with the expected shapes."""
+    if not path.is_file():
+        raise CheckpointError(f"The adapter weights are missing: {path} does not exist.")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            loaded = {key: handle.get_tensor(key) for key in handle.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path} is not a readable safetensors file (truncated or corrupt): {exc}") from exc
+    missing = sorted(expected.keys() - loaded.keys())
+    unexpected = sorted(loaded.keys() - expected.keys())
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path} does not match this adapter: missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+            f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}."
+        )
+    for key, tensor in loaded.items():
+        if tensor.shape != expected[key].shape:
+            raise CheckpointError(
+                f"{path}: '{key}' has shape {tuple(tensor.shape)}, the model expects {tuple(expected[key].shape)}."
+            )
+    return loaded

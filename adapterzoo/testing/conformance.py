@@ -1,0 +1,174 @@
+"""The conformance suite: what every method, the core's and each plugin's, must do.
+
+Subclass `MethodConformance` in a test module and set the method and its options; pytest then runs every check on a
+tiny ViT and on the vision tower of a tiny CLIP::
+
+    class TestVPTDeep(MethodConformance):
+        method = "vpt"
+        options = {"num_tokens": 3, "deep": True}
+
+Adapters are perturbed away from their initialisation before each comparison, since many start as the identity
+(LoRA's B = 0) and would make an "equal outputs" check pass for the wrong reason.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+import torch
+from peft import PeftModel, get_peft_model
+from peft.utils import ModulesToSaveWrapper
+
+from adapterzoo.auto import AdapterModel, AutoAdapter
+from adapterzoo.backbones import load_backbone
+from adapterzoo.errors import UnknownOptionError
+from adapterzoo.image_classifier import ImageClassifier
+from adapterzoo.registry import get_method
+from adapterzoo.testing.backbones import TINY_SIZES, save_tiny_backbone
+
+LABELS = ("cat", "dog", "bird")
+
+
+def perturb_trainable(model: torch.nn.Module, seed: int, scale: float = 0.05) -> None:
+    """Move every trainable parameter away from its initialisation, reproducibly."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for _, param in sorted(model.named_parameters()):
+            if param.requires_grad:
+                param.add_(torch.randn(param.shape, generator=generator, dtype=param.dtype) * scale)
+
+
+def images(batch: int = 4, seed: int = 0) -> torch.Tensor:
+    size = TINY_SIZES["image_size"]
+    return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+class MethodConformance:
+    """The checks every method passes. Set ``method`` and ``options`` in a subclass."""
+
+    method: ClassVar[str]
+    options: ClassVar[dict[str, Any]] = {}
+
+    @pytest.fixture(scope="class", params=["vit", "clip"])
+    @classmethod
+    def backbone_path(cls, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+        return save_tiny_backbone(tmp_path_factory.mktemp(request.param), request.param)
+
+    def build(self, backbone_path: Path, seed: int = 0) -> AdapterModel:
+        torch.manual_seed(seed)
+        model = AutoAdapter.from_backbone(str(backbone_path), method=self.method, labels=LABELS, **self.options)
+        perturb_trainable(model, seed)
+        return model.eval()
+
+    def make_config(self, model: AdapterModel):
+        return model.method.make_config(model.task_model, head_module=ImageClassifier.head_module, **self.options)
+
+    def test_adapter_changes_the_output(self, backbone_path: Path) -> None:
+        model = self.build(backbone_path)
+        with torch.no_grad():
+            adapted = model(images()).logits
+            with model.peft_model.disable_adapter():
+                plain = model(images()).logits
+        assert not torch.allclose(adapted, plain)
+
+    def test_disable_adapter_gives_the_plain_backbone(self, backbone_path: Path) -> None:
+        model = self.build(backbone_path)
+        reference = ImageClassifier(load_backbone(str(backbone_path)), LABELS).eval()
+        head = model.task_model.classifier
+        assert isinstance(head, ModulesToSaveWrapper)
+        reference.classifier.load_state_dict(head.original_module.state_dict())
+        with torch.no_grad(), model.peft_model.disable_adapter():
+            assert torch.equal(model.task_model.encode(images()), reference.encode(images()))
+            assert torch.equal(model(images()).logits, reference(images()).logits)
+
+    def test_save_and_load_round_trip_is_exact(self, backbone_path: Path, tmp_path: Path) -> None:
+        model = self.build(backbone_path)
+        model.save_pretrained(tmp_path / "adapter")
+        loaded = AutoAdapter.from_pretrained(tmp_path / "adapter")
+        with torch.no_grad():
+            assert torch.equal(loaded(images()).logits, model(images()).logits)
+        assert loaded.labels == list(LABELS)
+        assert loaded.trainable_parameters == model.trainable_parameters
+
+    def test_peft_save_and_load_round_trip_is_exact(self, backbone_path: Path, tmp_path: Path) -> None:
+        model = self.build(backbone_path)
+        model.peft_model.save_pretrained(tmp_path / "peft")
+        fresh = ImageClassifier(load_backbone(str(backbone_path)), LABELS)
+        loaded = PeftModel.from_pretrained(fresh, tmp_path / "peft").eval()
+        with torch.no_grad():
+            assert torch.equal(loaded(pixel_values=images()).logits, model(images()).logits)
+
+    def test_get_peft_model_attaches_the_method(self, backbone_path: Path) -> None:
+        task_model = ImageClassifier(load_backbone(str(backbone_path)), LABELS)
+        method = get_method(self.method)
+        config = method.make_config(task_model, head_module=ImageClassifier.head_module, **self.options)
+        peft_model = get_peft_model(task_model, config)
+        assert isinstance(peft_model.base_model, method.tuner_cls)
+        assert peft_model.get_nb_trainable_parameters()[0] > 0
+
+    def test_only_adapter_and_head_are_trainable(self, backbone_path: Path) -> None:
+        model = self.build(backbone_path)
+        prefix = model.peft_model.base_model.prefix
+        trainable = [name for name, p in model.named_parameters() if p.requires_grad]
+        head = [name for name in trainable if ".classifier.modules_to_save." in name]
+        adapter = [name for name in trainable if prefix in name and name not in head]
+        assert head and adapter
+        assert sorted(head + adapter) == sorted(trainable)
+        assert sum(p.numel() for p in model.parameters() if p.requires_grad) == model.trainable_parameters
+
+    def test_backbone_is_unchanged_by_an_optimizer_step(self, backbone_path: Path) -> None:
+        model = self.build(backbone_path).train()
+        frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+        trained = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2, weight_decay=0.1)
+        model(images(), labels=torch.tensor([0, 1, 2, 0])).loss.backward()
+        optimizer.step()
+        after = dict(model.named_parameters())
+        assert all(torch.equal(after[n], value) for n, value in frozen.items())
+        assert all(not torch.equal(after[n], value) for n, value in trained.items())
+
+    def test_loss_falls_when_training(self, backbone_path: Path) -> None:
+        model = self.build(backbone_path).train()
+        optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+        pixel_values, labels = images(6, seed=1), torch.tensor([0, 1, 2, 0, 1, 2])
+        losses = []
+        for _ in range(25):
+            loss = model(pixel_values, labels=labels).loss
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        assert losses[-1] < 0.8 * losses[0]
+
+    def test_two_named_adapters_coexist(self, backbone_path: Path) -> None:
+        model = self.build(backbone_path)
+        with torch.no_grad():
+            first = model(images()).logits
+            model.peft_model.add_adapter("second", self.make_config(model))
+            model.peft_model.set_adapter("second")
+            perturb_trainable(model, seed=7)
+            model.eval()
+            second = model(images()).logits
+            model.peft_model.set_adapter("default")
+            model.eval()
+            again = model(images()).logits
+        assert not torch.allclose(first, second)
+        assert torch.equal(first, again)
+
+    def test_an_unknown_option_lists_the_valid_ones(self, backbone_path: Path) -> None:
+        method = get_method(self.method)
+        with pytest.raises(UnknownOptionError, match="Valid options: ") as error:
+            AutoAdapter.from_backbone(str(backbone_path), method=self.method, labels=LABELS, not_an_option=1)
+        assert all(option in str(error.value) for option in method.options())
+
+    def test_predict_returns_labels_with_scores(self, backbone_path: Path) -> None:
+        model = self.build(backbone_path)
+        batch = (torch.rand(2, 40, 48, 3) * 255).to(torch.uint8).numpy()
+        predictions = model.predict(list(batch), top_k=3)
+        assert len(predictions) == 2
+        for ranked in predictions:
+            assert sorted(p["label"] for p in ranked) == sorted(LABELS)
+            scores = [p["score"] for p in ranked]
+            assert scores == sorted(scores, reverse=True) and abs(sum(scores) - 1) < 1e-5

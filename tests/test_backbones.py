@@ -1,0 +1,157 @@
+"""Backbones: loading, parts found by structure, linear-layer roles resolved per architecture."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+import transformers
+from safetensors.torch import load_file, save_file
+
+from adapterzoo import AutoAdapter, CheckpointError, Method, UnsupportedBackboneError
+from adapterzoo.backbones import describe_backbone, load_backbone, load_image_processor, resolve_linear_roles, role_of
+from adapterzoo.image_classifier import ImageClassifier
+from adapterzoo.testing import save_tiny_backbone, tiny_backbone
+
+
+def test_vit_parts_are_found() -> None:
+    parts = describe_backbone(tiny_backbone("vit"))
+    assert (parts.architecture, parts.embeddings, parts.layers, parts.pre_norm, parts.final_norm) == (
+        "vit",
+        "embeddings",
+        "layers",
+        None,
+        "layernorm",
+    )
+    assert (parts.hidden_size, parts.num_layers, parts.num_prefix_tokens, parts.patch_size) == (32, 3, 1, 8)
+
+
+def test_clip_parts_are_found_in_the_tower_and_in_the_full_model() -> None:
+    tower = describe_backbone(tiny_backbone("clip_vision_model"))
+    assert (tower.embeddings, tower.layers, tower.pre_norm, tower.final_norm) == (
+        "embeddings",
+        "encoder.layers",
+        "pre_layrnorm",
+        "post_layernorm",
+    )
+    full = describe_backbone(tiny_backbone("clip"))
+    assert (full.root, full.layers, full.final_norm) == (
+        "vision_model",
+        "vision_model.encoder.layers",
+        "vision_model.post_layernorm",
+    )
+
+
+def test_parts_are_found_inside_a_task_model() -> None:
+    parts = describe_backbone(ImageClassifier(tiny_backbone("vit"), ["a", "b"]))
+    assert (parts.embeddings, parts.layers) == ("backbone.embeddings", "backbone.layers")
+
+
+@pytest.mark.parametrize(
+    "kind, roles, expected",
+    [
+        ("vit", ["q", "v"], {"attention.q_proj", "attention.v_proj"}),
+        ("vit", ["o", "fc1", "fc2"], {"attention.o_proj", "mlp.fc1", "mlp.fc2"}),
+        ("clip_vision_model", ["q", "k", "v", "o"], {f"self_attn.{x}_proj" for x in "qkv"} | {"self_attn.out_proj"}),
+    ],
+)
+def test_roles_resolve_to_the_backbones_own_linear_layers(kind: str, roles: list[str], expected: set[str]) -> None:
+    model = tiny_backbone(kind)
+    pattern = resolve_linear_roles(model, roles)
+    matched = {name for name, _ in model.named_modules() if re.fullmatch(pattern, name)}
+    layers = describe_backbone(model).layer_paths
+    assert matched == {f"{layer}.{local}" for layer in layers for local in expected}
+    assert all(isinstance(model.get_submodule(name), torch.nn.Linear) for name in matched)
+
+
+def test_roles_cover_the_transformers_4_vit_names() -> None:
+    old_names = {
+        "attention.attention.query": "q",
+        "attention.attention.key": "k",
+        "attention.attention.value": "v",
+        "attention.output.dense": "o",
+        "intermediate.dense": "fc1",
+        "output.dense": "fc2",
+        "layernorm_before": None,
+    }
+    assert {name: role_of(name) for name in old_names} == old_names
+
+
+def test_a_role_the_backbone_lacks_is_named() -> None:
+    model = tiny_backbone("vit")
+    with pytest.raises(UnsupportedBackboneError, match=r"no linear layer for role\(s\) \[.fc9.\]"):
+        resolve_linear_roles(model, ["fc9"])
+
+
+def test_a_full_clip_checkpoint_loads_its_vision_tower(clip_path: Path) -> None:
+    tower = load_backbone(str(clip_path))
+    assert isinstance(tower, transformers.CLIPVisionModel)
+    full = transformers.CLIPModel.from_pretrained(clip_path)
+    for name, tensor in tower.state_dict().items():
+        assert torch.equal(tensor, full.vision_model.state_dict()[name])
+
+
+def test_a_non_vision_backbone_is_refused_with_the_supported_list(tmp_path: Path) -> None:
+    config = transformers.BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    transformers.BertModel(config).save_pretrained(tmp_path)
+    with pytest.raises(UnsupportedBackboneError, match="model_type 'bert'.*Supported architectures: vit, clip"):
+        AutoAdapter.from_backbone(str(tmp_path), method="lora", labels=["a", "b"])
+
+
+def test_a_method_that_cannot_serve_an_architecture_names_both() -> None:
+    clip_only = Method(name="clip-only", config="a:b", tuner="a:c", tasks=(), summary="", backbones=("clip",))
+    with pytest.raises(UnsupportedBackboneError, match="'clip-only' cannot serve the 'vit' architecture"):
+        clip_only.check_backbone(describe_backbone(tiny_backbone("vit")))
+
+
+def test_a_checkpoint_missing_backbone_weights_is_refused(vit_path: Path, tmp_path: Path) -> None:
+    for file in vit_path.iterdir():
+        (tmp_path / file.name).write_bytes(file.read_bytes())
+    weights = load_file(tmp_path / "model.safetensors")
+    del weights[next(name for name in weights if name.endswith(("query.weight", "q_proj.weight")))]
+    save_file(weights, tmp_path / "model.safetensors")
+    with pytest.raises(CheckpointError, match="lacks 1 weight"):
+        load_backbone(str(tmp_path))
+
+
+def test_a_backbone_saved_without_processor_gets_a_default_one_with_a_warning(tmp_path: Path) -> None:
+    tiny_backbone("vit").save_pretrained(tmp_path)
+    with pytest.warns(UserWarning, match="No image processor found"):
+        processor = load_image_processor(load_backbone(str(tmp_path)))
+    assert processor.size == {"height": 32, "width": 32}
+
+
+def test_a_hub_backbone_is_loaded_by_id_and_its_exact_commit_recorded(tmp_path: Path) -> None:
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "cache" / "models--zoo--tiny-vit"
+    save_tiny_backbone(repo / "snapshots" / commit, "vit")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    script = f"""
+        import json
+        from adapterzoo import AutoAdapter
+        model = AutoAdapter.from_backbone("zoo/tiny-vit", method="lora", labels=["a", "b"])
+        model.save_pretrained({str(tmp_path / "adapter")!r})
+        loaded = AutoAdapter.from_pretrained({str(tmp_path / "adapter")!r})
+        print(json.dumps([model.backbone_name, model.backbone_revision, loaded.backbone_revision]))
+    """
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "cache")}
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == ["zoo/tiny-vit", commit, commit]
+    record = json.loads((tmp_path / "adapter" / "adapterzoo_config.json").read_text())
+    assert (record["backbone"], record["backbone_revision"]) == ("zoo/tiny-vit", commit)
+    assert "base_model: zoo/tiny-vit" in (tmp_path / "adapter" / "README.md").read_text()
+
+
+def test_a_whole_clip_model_is_refused_in_favour_of_its_vision_tower() -> None:
+    with pytest.raises(UnsupportedBackboneError, match="Pass the vision tower.*'vision_model'"):
+        ImageClassifier(tiny_backbone("clip"), ["a", "b"])
+    assert ImageClassifier(tiny_backbone("clip").vision_model, ["a", "b"]).labels == ["a", "b"]

@@ -1,0 +1,22 @@
+"""The examples run end to end at tiny size, so that none of them rots."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def test_quickstart_trains_saves_reloads_and_predicts(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "quickstart.py"), "--output", str(tmp_path), "--epochs", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "test accuracy" in result.stdout and "reloaded: test accuracy" in result.stdout
+    assert result.stdout.count("predicted:") == 4
+    assert (tmp_path / "vpt-shapes" / "adapterzoo_config.json").is_file()
