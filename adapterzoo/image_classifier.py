@@ -10,7 +10,7 @@ import transformers
 from torch import nn
 from transformers.modeling_outputs import ImageClassifierOutput
 
-from adapterzoo.backbones import describe_backbone
+from adapterzoo.backbones import backbone_name, describe_backbone
 from adapterzoo.errors import UnsupportedBackboneError
 from adapterzoo.heads import LinearHead
 
@@ -50,7 +50,7 @@ class ImageClassifier(nn.Module):
             num_prefix_tokens=parts.num_prefix_tokens,
         )
         # PEFT records this as the adapter's base_model_name_or_path.
-        self.name_or_path = backbone.name_or_path
+        self.name_or_path = backbone_name(backbone)
 
     @property
     def id2label(self) -> dict[int, str]:
