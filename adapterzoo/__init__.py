@@ -1,13 +1,15 @@
-"""adapterzoo: parameter-efficient adaptation methods for vision backbones, as PEFT tuners, shared on the Hub."""
+"""adapterzoo: parameter-efficient adaptation methods for vision backbones, as PEFT tuners, shared on the Hub.
 
+The public names below are imported on first use, so that ``import adapterzoo`` (and the command line, and the
+embedded Hub server) start without loading torch and transformers.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
-try:
-    __version__ = version("adapterzoo")
-except PackageNotFoundError:  # running from a source tree that was not installed
-    __version__ = "0.0.0"
-
-from adapterzoo.auto import AdapterModel, AutoAdapter
 from adapterzoo.errors import (
     AdapterZooError,
     CheckpointError,
@@ -19,9 +21,41 @@ from adapterzoo.errors import (
     UnsupportedBackboneError,
     UnsupportedTaskError,
 )
-from adapterzoo.image_classifier import ImageClassifier
-from adapterzoo.method import PLUGIN_API_VERSION, Method
-from adapterzoo.registry import MethodInfo, get_method, list_methods
+
+try:
+    __version__ = version("adapterzoo")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0.0.0"
+
+_LAZY = {
+    "AdapterModel": "adapterzoo.auto",
+    "AutoAdapter": "adapterzoo.auto",
+    "ImageClassifier": "adapterzoo.image_classifier",
+    "Method": "adapterzoo.method",
+    "PLUGIN_API_VERSION": "adapterzoo.method",
+    "MethodInfo": "adapterzoo.registry",
+    "get_method": "adapterzoo.registry",
+    "list_methods": "adapterzoo.registry",
+}
+
+if TYPE_CHECKING:
+    from adapterzoo.auto import AdapterModel, AutoAdapter
+    from adapterzoo.image_classifier import ImageClassifier
+    from adapterzoo.method import PLUGIN_API_VERSION, Method
+    from adapterzoo.registry import MethodInfo, get_method, list_methods
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'adapterzoo' has no attribute '{name}'")
+    value = getattr(import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "PLUGIN_API_VERSION",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 import transformers
+from huggingface_hub import CommitInfo, HfApi
 from peft import PeftConfig, PeftModel, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 from PIL import Image
 from torch import nn
@@ -31,6 +33,7 @@ from adapterzoo.backbones import (
     resolve_revision,
 )
 from adapterzoo.errors import CheckpointError, UnsupportedTaskError
+from adapterzoo.hub.client import download_adapter, is_hub_id
 from adapterzoo.image_classifier import ImageClassifier
 from adapterzoo.method import Method
 from adapterzoo.model_card import render_model_card
@@ -166,19 +169,53 @@ class AdapterModel(nn.Module):
 
     def save_pretrained(self, save_directory: str | Path) -> Path:
         """Save the active adapter and head, atomically: a failure leaves any previous save in place untouched."""
+        return self._save(Path(save_directory), card_location=str(save_directory))
+
+    def _save(self, folder: Path, *, card_location: str) -> Path:
         record = self.record()
         config = copy.deepcopy(self.peft_model.peft_config[self.adapter_name])
         config.inference_mode = True
         weights = get_peft_model_state_dict(
             self.peft_model, adapter_name=self.adapter_name, save_embedding_layers=False
         )
-        with atomic_directory(save_directory) as staging:
+        with atomic_directory(folder) as staging:
             record.write(staging)
             config.save_pretrained(str(staging))
             write_weights(staging / WEIGHTS_NAME, weights)
             self.image_processor.save_pretrained(str(staging))
-            (staging / MODEL_CARD_NAME).write_text(render_model_card(record, location=str(save_directory)))
-        return Path(save_directory)
+            (staging / MODEL_CARD_NAME).write_text(render_model_card(record, location=card_location))
+        return folder
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        private: bool | None = None,
+        token: str | bool | None = None,
+        revision: str | None = None,
+        commit_message: str | None = None,
+        commit_description: str | None = None,
+        create_pr: bool = False,
+    ) -> CommitInfo:
+        """Upload the adapter, head, processor config and model card to a Hub repo, creating it if needed.
+
+        ``revision`` names the branch to push to (created from main if missing); ``create_pr`` opens a pull request
+        against main instead. The Hub is ``HF_ENDPOINT`` (the public Hub by default) and ``token`` the usual HF token.
+        """
+        api = HfApi(token=token)
+        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+        if revision is not None and not create_pr:
+            api.create_branch(repo_id, branch=revision, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="adapterzoo-push-") as staging:
+            folder = self._save(Path(staging) / "adapter", card_location=repo_id)
+            return api.upload_folder(
+                repo_id=repo_id,
+                folder_path=folder,
+                revision=revision,
+                commit_message=commit_message or f"Upload {self.method.name} adapter with adapterzoo",
+                commit_description=commit_description,
+                create_pr=create_pr,
+            )
 
 
 class AutoAdapter:
@@ -234,28 +271,36 @@ class AutoAdapter:
     @classmethod
     def from_pretrained(
         cls,
-        path: str | Path,
+        name_or_path: str | Path,
         *,
-        backbone: str | transformers.PreTrainedModel | None = None,
         revision: str | None = None,
+        token: str | bool | None = None,
+        cache_dir: str | None = None,
+        backbone: str | transformers.PreTrainedModel | None = None,
+        backbone_revision: str | None = None,
         is_trainable: bool = False,
         adapter_name: str = "default",
     ) -> AdapterModel:
-        """Rebuild backbone, adapter and head from a saved adapter folder.
+        """Rebuild backbone, adapter and head from a saved adapter: a local folder, or a Hub repo id.
 
-        The backbone is loaded from the id and exact revision recorded at training time, unless ``backbone`` (and
-        ``revision``) override it. The method is resolved through installed plugins only.
+        From the Hub, ``revision`` (a branch, tag or commit; default main) and ``token`` select what to download;
+        ``HF_ENDPOINT``, the cache and ``HF_HUB_OFFLINE=1`` are honoured. The backbone is loaded from the id and exact
+        revision recorded at training time, unless ``backbone`` (and ``backbone_revision``) override it. The method
+        is resolved through installed plugins only, and only safetensors weights are read.
         """
-        folder = Path(path)
-        recover_interrupted_save(folder)
-        if not folder.is_dir():
-            raise CheckpointError(f"No saved adapter at {folder}.")
+        if is_hub_id(name_or_path):
+            folder = download_adapter(str(name_or_path), revision=revision, token=token, cache_dir=cache_dir)
+        else:
+            folder = Path(name_or_path)
+            recover_interrupted_save(folder)
+            if not folder.is_dir():
+                raise CheckpointError(f"No saved adapter at {folder}.")
         record = AdapterRecord.read(folder)
         check_no_pickle_only(folder)
         zoo_method = get_method(record.method, distribution=record.distribution)
         if record.task != ImageClassifier.task:
             raise CheckpointError(f"{folder} holds a '{record.task}' adapter, which AutoAdapter cannot load yet.")
-        model = _load_recorded_backbone(record, backbone, revision)
+        model = _load_recorded_backbone(record, backbone, backbone_revision)
         task_model = ImageClassifier(model, record.labels, pooling=record.head.get("pooling"))
         config = _read_peft_config(folder, zoo_method)
         config.inference_mode = not is_trainable

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+import uuid
 from pathlib import Path
 
 import pytest
@@ -17,3 +22,22 @@ def vit_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def clip_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_backbone(tmp_path_factory.mktemp("clip"), "clip")
+
+
+@pytest.fixture
+def run_python(tmp_path: Path):
+    """Run a Python script in a fresh process (another "machine": its own HF_HOME unless given) and return stdout."""
+
+    def run(script: str, *, env: dict[str, str] | None = None, timeout: float = 300) -> str:
+        environment = {**os.environ, "HF_HOME": str(tmp_path / f"hf-home-{uuid.uuid4().hex[:6]}"), **(env or {})}
+        result = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(script)],
+            capture_output=True,
+            text=True,
+            env=environment,
+            timeout=timeout,
+        )
+        assert result.returncode == 0, result.stderr[-4000:]
+        return result.stdout
+
+    return run

@@ -1,0 +1,5 @@
+import sys
+
+from adapterzoo.cli import main
+
+sys.exit(main())

@@ -1,0 +1,17 @@
+"""Keep every test away from the user's Hugging Face cache, token and endpoint: each session gets its own HF_HOME."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+HF_HOME = tempfile.mkdtemp(prefix="adapterzoo-tests-hf-home-")
+os.environ["HF_HOME"] = HF_HOME
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+for variable in ("HF_TOKEN", "HF_ENDPOINT", "HF_HUB_OFFLINE", "HF_HUB_CACHE"):
+    os.environ.pop(variable, None)
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    shutil.rmtree(HF_HOME, ignore_errors=True)
