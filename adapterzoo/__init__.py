@@ -36,6 +36,10 @@ _LAZY = {
     "MethodInfo": "adapterzoo.registry",
     "get_method": "adapterzoo.registry",
     "list_methods": "adapterzoo.registry",
+    "TrainingConfig": "adapterzoo.training",
+    "TrainingResult": "adapterzoo.training",
+    "evaluate": "adapterzoo.training",
+    "train": "adapterzoo.training",
 }
 
 if TYPE_CHECKING:
@@ -43,6 +47,7 @@ if TYPE_CHECKING:
     from adapterzoo.image_classifier import ImageClassifier
     from adapterzoo.method import PLUGIN_API_VERSION, Method
     from adapterzoo.registry import MethodInfo, get_method, list_methods
+    from adapterzoo.training import TrainingConfig, TrainingResult, evaluate, train
 
 
 def __getattr__(name: str) -> Any:
@@ -70,10 +75,14 @@ __all__ = [
     "MethodNotFoundError",
     "PluginLoadError",
     "PluginWarning",
+    "TrainingConfig",
+    "TrainingResult",
     "UnknownOptionError",
     "UnsupportedBackboneError",
     "UnsupportedTaskError",
     "__version__",
+    "evaluate",
     "get_method",
     "list_methods",
+    "train",
 ]

@@ -94,8 +94,13 @@ class AdapterModel(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None) -> ImageClassifierOutput:
-        return self.peft_model(pixel_values=pixel_values, labels=labels)
+    def forward(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        features: torch.Tensor | None = None,
+    ) -> ImageClassifierOutput:
+        return self.peft_model(pixel_values=pixel_values, labels=labels, features=features)
 
     def print_trainable_parameters(self) -> None:
         self.peft_model.print_trainable_parameters()

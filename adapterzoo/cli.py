@@ -1,12 +1,33 @@
-"""The ``adapterzoo`` command line."""
+"""The ``adapterzoo`` command line: list methods, train, evaluate, serve an embedded Hub."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 import sys
+import types
+import typing
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+# What `adapterzoo train` reads besides the training options, with their help; also keys of its YAML config.
+RUN_OPTIONS = {
+    "backbone": "backbone to adapt: a Hub id or a local folder",
+    "method": "method to attach (see `adapterzoo methods`)",
+    "method_options": "the method's options, as KEY=VALUE pairs (YAML values) or, in a config file, a mapping",
+    "adapter": "continue training a saved adapter (a folder or a Hub repo id) instead of --backbone/--method",
+    "dataset": "training data: builtin:<shapes|colors|counts>, an image folder, or a Hub dataset id",
+    "split": "training split (default: train)",
+    "eval_dataset": "evaluation data (default: --dataset)",
+    "eval_split": "evaluation split; none: no evaluation (default: validation)",
+    "image_column": "image column (default: found by type or name)",
+    "label_column": "label column (default: found by type or name)",
+    "shots": "keep this many training examples per class, drawn with --seed (few-shot)",
+    "class_split": "train and evaluate on the 'base' or 'novel' half of the classes",
+}
 
 
 def _size(text: str) -> int:
@@ -17,6 +38,134 @@ def _size(text: str) -> int:
         if upper.endswith(unit):
             return int(float(upper[: -len(unit)]) * factor)
     return int(upper)
+
+
+def _key_values(pairs: Sequence[str]) -> dict[str, Any]:
+    import yaml
+
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"adapterzoo: method options are KEY=VALUE, got '{pair}'")
+        options[key.strip().replace("-", "_")] = yaml.safe_load(value)
+    return options
+
+
+def _add_training_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per `TrainingConfig` field, typed and documented from the dataclass."""
+    from adapterzoo.training.config import TrainingConfig
+
+    hints = typing.get_type_hints(TrainingConfig)
+    group = parser.add_argument_group("training options (also keys of --config)")
+    for field in dataclasses.fields(TrainingConfig):
+        flag = "--" + field.name.replace("_", "-")
+        kind = hints[field.name]
+        if isinstance(kind, types.UnionType):
+            kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
+        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+        help_text = f"{field.metadata['help']} (default: {default})"
+        if kind is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif typing.get_origin(kind) is list:
+            group.add_argument(flag, nargs="+", default=None, help=help_text)
+        else:
+            choices = field.metadata.get("choices")
+            group.add_argument(flag, type=kind, choices=choices, default=None, help=help_text)
+
+
+def _train_options(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(run options, training options): the config file's values, overridden by the flags given."""
+    from adapterzoo.training.config import TrainingConfig
+
+    values: dict[str, Any] = {}
+    if args.config:
+        import yaml
+
+        loaded = yaml.safe_load(Path(args.config).read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise SystemExit(f"adapterzoo: {args.config} must hold a mapping of option names to values")
+        values.update({key.replace("-", "_"): value for key, value in loaded.items()})
+        TrainingConfig.check_names(
+            {k: v for k, v in values.items() if k not in RUN_OPTIONS}, source=f"key in {args.config}"
+        )
+    ignored = ("command", "config", "run")
+    given = {key: value for key, value in vars(args).items() if value is not None and key not in ignored}
+    if "method_options" in given:
+        given["method_options"] = {**values.get("method_options", {}), **_key_values(given["method_options"])}
+    values.update(given)
+    run = {key: values.pop(key) for key in list(values) if key in RUN_OPTIONS}
+    return run, values
+
+
+def _prepare_data(run: dict[str, Any], seed: int):
+    from adapterzoo.data.loading import class_split, few_shot, find_columns, load_image_dataset
+
+    if "dataset" not in run:
+        raise SystemExit("adapterzoo: --dataset (or `dataset:` in --config) is required")
+    train_data = load_image_dataset(run["dataset"], run.get("split", "train"))
+    eval_split = run.get("eval_split", "validation")
+    eval_data = None
+    if str(eval_split).lower() != "none":
+        eval_data = load_image_dataset(run.get("eval_dataset", run["dataset"]), eval_split)
+    columns = find_columns(train_data, run.get("image_column"), run.get("label_column"))
+    if run.get("class_split"):
+        train_data = class_split(train_data, run["class_split"], label_column=columns.label)
+        if eval_data is not None:
+            eval_data = class_split(eval_data, run["class_split"], label_column=columns.label)
+    if run.get("shots"):
+        train_data = few_shot(train_data, int(run["shots"]), seed=seed, label_column=columns.label)
+    return train_data, eval_data, columns
+
+
+def _train(args: argparse.Namespace) -> int:
+    from adapterzoo import AutoAdapter, train
+    from adapterzoo.data.loading import class_names
+    from adapterzoo.training.config import TrainingConfig
+
+    run, training = _train_options(args)
+    seed = training.get("seed", TrainingConfig.seed)
+    train_data, eval_data, columns = _prepare_data(run, seed)
+    if run.get("adapter"):
+        model = AutoAdapter.from_pretrained(run["adapter"], is_trainable=True)
+    elif run.get("backbone") and run.get("method"):
+        from accelerate.utils import set_seed
+
+        set_seed(seed)  # the adapter's and head's initialisation is part of the run
+        labels = class_names(train_data, columns)
+        options = run.get("method_options") or {}
+        model = AutoAdapter.from_backbone(run["backbone"], method=run["method"], labels=labels, **options)
+    else:
+        raise SystemExit("adapterzoo: give --backbone and --method, or --adapter")
+    result = train(model, train_data, eval_data, image_column=columns.image, label_column=columns.label, **training)
+    summary = {
+        "metrics": result.metrics,
+        "best_metric": result.best_metric,
+        "steps": result.steps,
+        "final_dir": str(result.final_dir),
+        "best_dir": str(result.best_dir) if result.best_dir else None,
+    }
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from adapterzoo import AutoAdapter, evaluate
+    from adapterzoo.data.loading import class_split, load_image_dataset
+
+    model = AutoAdapter.from_pretrained(args.adapter, revision=args.revision)
+    dataset = load_image_dataset(args.dataset, args.split)
+    if args.class_split:
+        dataset = class_split(dataset, args.class_split, label_column=args.label_column or "label")
+    metrics = evaluate(
+        model, dataset, metrics=args.metrics, batch_size=args.batch_size,
+        image_column=args.image_column, label_column=args.label_column,
+    )  # fmt: skip
+    text = json.dumps(metrics, indent=2)
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+    print(text)
+    return 0
 
 
 def _methods(args: argparse.Namespace) -> int:
@@ -47,6 +196,43 @@ def build_parser() -> argparse.ArgumentParser:
 
     methods = commands.add_parser("methods", help="list the installed methods")
     methods.set_defaults(run=_methods)
+
+    train = commands.add_parser(
+        "train",
+        help="train an adapter (one process, or many under torchrun / accelerate launch)",
+        description="Train a method's adapter and a head on a dataset. Options come from --config (YAML, keys as "
+        "the flags with underscores), overridden by flags, over the method's recipe.",
+    )
+    train.add_argument("--config", help="YAML file of options (any flag below, with underscores)")
+    run_group = train.add_argument_group("what to train, on what")
+    for name, help_text in RUN_OPTIONS.items():
+        flag = "--" + name.replace("_", "-")
+        if name == "method_options":
+            run_group.add_argument("--option", dest=name, action="append", metavar="KEY=VALUE", help=help_text)
+        elif name == "shots":
+            run_group.add_argument(flag, type=int, help=help_text)
+        elif name == "class_split":
+            run_group.add_argument(flag, choices=("base", "novel"), help=help_text)
+        else:
+            run_group.add_argument(flag, help=help_text)
+    _add_training_flags(train)
+    train.set_defaults(run=_train)
+
+    evaluate = commands.add_parser("evaluate", help="evaluate a saved adapter (folder or Hub repo) on a dataset")
+    evaluate.add_argument("adapter", help="a saved adapter folder or a Hub repo id")
+    evaluate.add_argument("--dataset", required=True, help="builtin:<task>, an image folder, or a Hub dataset id")
+    evaluate.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    evaluate.add_argument(
+        "--metrics", nargs="+", default=["accuracy"],
+        help="metrics: accuracy, top_k_accuracy, f1, quadratic_kappa (default: accuracy)",
+    )  # fmt: skip
+    evaluate.add_argument("--batch-size", type=int, default=64, help="examples per batch (default: 64)")
+    evaluate.add_argument("--revision", help="branch, tag or commit of a Hub adapter")
+    evaluate.add_argument("--image-column", help="image column (default: found by type or name)")
+    evaluate.add_argument("--label-column", help="label column (default: found by type or name)")
+    evaluate.add_argument("--class-split", choices=("base", "novel"), help="evaluate on one half of the classes")
+    evaluate.add_argument("--output", help="also write the metrics to this JSON file")
+    evaluate.set_defaults(run=_evaluate)
 
     hub = commands.add_parser("hub", help="the embedded Hub-compatible server")
     hub_commands = hub.add_subparsers(dest="hub_command", required=True)

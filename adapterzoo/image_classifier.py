@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import reduce
 
 import torch
 import torch.nn.functional as F
@@ -64,10 +65,18 @@ class ImageClassifier(nn.Module):
         """The final token sequence, (batch, tokens, hidden), after the backbone's final norm."""
         tokens = self.backbone(pixel_values=pixel_values).last_hidden_state
         if self.final_norm_path is not None:
-            tokens = self.backbone.get_submodule(self.final_norm_path)(tokens)
+            # Attribute access (not get_submodule) sees through PEFT wrappers around the whole backbone.
+            tokens = reduce(getattr, self.final_norm_path.split("."), self.backbone)(tokens)
         return tokens
 
-    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None) -> ImageClassifierOutput:
-        logits = self.classifier(self.encode(pixel_values))
+    def forward(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        features: torch.Tensor | None = None,
+    ) -> ImageClassifierOutput:
+        """Classify images, or precomputed ``features`` (the output of `encode`) when the backbone is frozen."""
+        tokens = features if features is not None else self.encode(pixel_values)
+        logits = self.classifier(tokens)
         loss = F.cross_entropy(logits, labels) if labels is not None else None
         return ImageClassifierOutput(loss=loss, logits=logits)

@@ -43,7 +43,9 @@ class Method:
     """A parameter-efficient method as a plugin declares it.
 
     ``config`` and ``tuner`` are ``"module:attribute"`` references, imported on first use, so that listing the
-    installed methods imports only each plugin's small declaration module.
+    installed methods imports only each plugin's small declaration module. ``backbones`` names the architectures it
+    serves (None: all), ``defaults`` option values that differ from the config's, ``head_init`` a function that
+    initialises a new head the paper's way, and ``recipe`` the paper's training options (`TrainingConfig` fields).
     """
 
     name: str
@@ -55,6 +57,7 @@ class Method:
     backbones: tuple[str, ...] | None = None
     defaults: Mapping[str, Any] = field(default_factory=dict, hash=False)
     head_init: str | None = None
+    recipe: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -109,6 +112,7 @@ class Method:
         for name in ROLE_OPTIONS:
             if is_role_list(values.get(name)):
                 values[name] = resolve_linear_roles(task_model, values[name])
+        config = self.config_cls(**values)
         if head_module is not None:
-            values["modules_to_save"] = [head_module]
-        return self.config_cls(**values)
+            config.modules_to_save = [*(config.modules_to_save or []), head_module]
+        return config

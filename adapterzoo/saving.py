@@ -104,18 +104,18 @@ def recover_interrupted_save(target: Path) -> None:
 
 
 @contextmanager
-def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
+def atomic_directory(target: str | os.PathLike, *, marker: str = ZOO_CONFIG_NAME) -> Iterator[Path]:
     """Write a folder atomically: yield a staging folder, then swap it in place of ``target`` in one step.
 
     If the body raises, the staging folder is removed and ``target`` keeps its previous content. A folder that
-    exists, is not empty and holds no adapterzoo save is never replaced.
+    exists, is not empty and lacks the ``marker`` file of what is written here is never replaced.
     """
     target = Path(target)
     recover_interrupted_save(target)
     if target.exists():
         if not target.is_dir():
             raise CheckpointError(f"Cannot save to {target}: it is a file.")
-        if any(target.iterdir()) and not (target / ZOO_CONFIG_NAME).is_file():
+        if any(target.iterdir()) and not (target / marker).is_file():
             raise CheckpointError(f"Refusing to replace {target}: it is not empty and holds no adapterzoo save.")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".saving", dir=target.parent))

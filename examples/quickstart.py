@@ -14,10 +14,10 @@ from pathlib import Path
 
 import torch
 import transformers
-from tqdm import tqdm
 
+import adapterzoo
 from adapterzoo import AutoAdapter
-from adapterzoo.data import SHAPES, shapes_dataset
+from adapterzoo.data import builtin_dataset
 
 
 def build_small_vit(folder: Path, seed: int) -> Path:
@@ -31,16 +31,6 @@ def build_small_vit(folder: Path, seed: int) -> Path:
     return folder
 
 
-def pixel_values(model, images) -> torch.Tensor:
-    return model.image_processor(images=images, return_tensors="pt")["pixel_values"]
-
-
-def accuracy(model, dataset) -> float:
-    with torch.no_grad():
-        logits = model.eval()(pixel_values(model, list(dataset["image"]))).logits
-    return (logits.argmax(-1) == torch.tensor(list(dataset["label"]))).float().mean().item()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", type=Path, default=Path("outputs/quickstart"), help="where to write everything")
@@ -49,31 +39,25 @@ def main() -> None:
     args = parser.parse_args()
 
     backbone = build_small_vit(args.output / "backbone", args.seed)
-    train = shapes_dataset(48, seed=args.seed)
-    test = shapes_dataset(16, seed=args.seed + 1)
+    shapes = ["circle", "square", "triangle", "cross"]
+    train = builtin_dataset("shapes", "train", num_per_class=48, classes=shapes, seed=args.seed)
+    test = builtin_dataset("shapes", "test", num_per_class=16, classes=shapes, seed=args.seed)
 
-    model = AutoAdapter.from_backbone(str(backbone), method="vpt", labels=SHAPES, num_tokens=8, deep=True)
-    model.print_trainable_parameters()
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     torch.manual_seed(args.seed)
-    progress = tqdm(range(args.epochs), desc="training VPT")
-    for epoch in progress:
-        model.train()
-        for batch in train.shuffle(seed=args.seed + epoch).iter(batch_size=32):
-            loss = model(pixel_values(model, batch["image"]), labels=torch.tensor(batch["label"])).loss
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        progress.set_postfix(loss=f"{loss.item():.3f}")
-    print(f"test accuracy: {accuracy(model, test):.1%} (chance: {1 / len(SHAPES):.0%})")
+    model = AutoAdapter.from_backbone(str(backbone), method="vpt", labels=shapes, num_tokens=8, deep=True)
+    result = adapterzoo.train(
+        model, train, test, epochs=args.epochs, batch_size=32, lr=1e-2, optimizer="adamw", seed=args.seed,
+        output_dir=args.output / "run",
+    )  # fmt: skip
+    print(f"test accuracy: {result.metrics['accuracy']:.1%} (chance: {1 / len(shapes):.0%})")
 
     saved = model.save_pretrained(args.output / "vpt-shapes")
     reloaded = AutoAdapter.from_pretrained(saved)
-    print(f"saved to {saved} and reloaded: test accuracy {accuracy(reloaded, test):.1%}")
+    print(f"saved to {saved} and reloaded: test accuracy {adapterzoo.evaluate(reloaded, test)['accuracy']:.1%}")
     sample = test.select(range(4))
     for label, ranked in zip(sample["label"], reloaded.predict(list(sample["image"]), top_k=2), strict=True):
         guesses = ", ".join(f"{p['label']} {p['score']:.2f}" for p in ranked)
-        print(f"true: {SHAPES[label]:<8} predicted: {guesses}")
+        print(f"true: {shapes[label]:<8} predicted: {guesses}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""Data that ships with adapterzoo, so that examples and tests run with no network."""
+"""Data: the built-in generated datasets, and loading and preparing image-classification datasets."""
 
-from adapterzoo.data.shapes import SHAPES, shapes_dataset
+from adapterzoo.data.builtin import COLORS, COUNTS, SHAPES, TASKS, builtin_dataset
 
-__all__ = ["SHAPES", "shapes_dataset"]
+__all__ = ["COLORS", "COUNTS", "SHAPES", "TASKS", "builtin_dataset"]

@@ -11,6 +11,8 @@ from typing import Any
 from adapterzoo.method import Method
 
 ATTENTION_QV = {"target_modules": ("q", "v")}
+# PEFT's ViT LoRA example (examples/image_classification): AdamW at 5e-3 with the Trainer's linear decay.
+RECIPE = {"optimizer": "adamw", "lr": 5e-3, "scheduler": "linear"}
 
 
 def peft_tuner(name: str, peft_class: str, summary: str, defaults: dict[str, Any] = ATTENTION_QV) -> Method:
@@ -22,6 +24,7 @@ def peft_tuner(name: str, peft_class: str, summary: str, defaults: dict[str, Any
         tasks=("image-classification",),
         summary=summary,
         defaults=defaults,
+        recipe=RECIPE,
     )
 
 

@@ -13,4 +13,15 @@ METHOD = Method(
     summary="VPT: learnable prompt tokens after CLS, at the input (shallow) or before every layer (deep).",
     backbones=("vit", "clip"),
     head_init="adapterzoo_vpt.model:init_head",
+    # The reference's recipe (configs/base-prompt.yaml, tune_fgvc.py): SGD with momentum 0.9, lr = base_lr x batch /
+    # 256, cosine decay after a warmup of 10 of 100 epochs. base_lr 1.0 and weight decay 1e-4 are one point of the
+    # authors' grid (base_lr in {50 ... 0.1}, wd in {0.01 ... 0}): tune both per task.
+    recipe={
+        "optimizer": "sgd",
+        "momentum": 0.9,
+        "base_lr": 1.0,
+        "weight_decay": 1e-4,
+        "scheduler": "cosine",
+        "warmup_ratio": 0.1,
+    },
 )

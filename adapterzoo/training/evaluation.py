@@ -1,0 +1,103 @@
+"""Evaluating an adapted model on a dataset with the shipped metrics, on one process or gathered across several."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cache
+
+import datasets
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from torch.utils.data import DataLoader
+
+from adapterzoo.data.loading import find_columns, label_ids, load_image_dataset
+from adapterzoo.data.transforms import Collate, ImageExamples
+from adapterzoo.metrics import load_metric
+
+# The result key each metric reports (besides "loss" and "num_examples", always reported).
+METRIC_KEYS = {
+    "accuracy": "accuracy",
+    "top_k_accuracy": "top_k_accuracy",
+    "f1": "macro_f1",
+    "quadratic_kappa": "quadratic_kappa",
+}
+
+
+def check_metrics(names: Sequence[str], metric_for_best: str | None = None) -> None:
+    """Refuse, before any work, metrics evaluation cannot compute and a best-checkpoint metric it will not report."""
+    for name in names:
+        if name == "base_novel_accuracy":
+            raise ValueError("'base_novel_accuracy' compares two class splits: run the base-to-novel protocol for it.")
+        if name not in METRIC_KEYS:
+            raise ValueError(f"Unknown metric '{name}'; choose from {', '.join(METRIC_KEYS)}.")
+    reported = ["loss", *(METRIC_KEYS[name] for name in names)]
+    if metric_for_best is not None and metric_for_best not in reported:
+        raise ValueError(f"metric_for_best '{metric_for_best}' is not reported by metrics {list(names)}: {reported}.")
+
+
+@cache
+def _metric(name: str):
+    return load_metric(name)
+
+
+def compute_metrics(names: Sequence[str], logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """The named metrics of ``logits`` against ``labels``, plus the mean cross-entropy and the example count."""
+    check_metrics(names)
+    results: dict[str, float] = {
+        "loss": F.cross_entropy(logits.float(), labels).item(),
+        "num_examples": len(labels),
+    }
+    predictions, references, num_classes = logits.argmax(-1).numpy(), labels.numpy(), logits.shape[-1]
+    for name in names:
+        if name == "top_k_accuracy":
+            scores = logits.float().numpy()
+            value = _metric(name).compute(predictions=scores, references=references, k=min(5, num_classes))
+            results[name] = value[name]
+            continue
+        options = {"num_classes": num_classes} if name in ("f1", "quadratic_kappa") else {}
+        results.update(_metric(name).compute(predictions=predictions, references=references, **options))
+    return results
+
+
+@torch.no_grad()
+def gather_logits(model: torch.nn.Module, loader: DataLoader, accelerator: Accelerator) -> tuple[torch.Tensor, ...]:
+    """Logits and labels of every example in ``loader``, gathered from all processes, each example exactly once."""
+    was_training = model.training
+    model.eval()
+    all_logits, all_labels = [], []
+    try:
+        for batch in loader:
+            inputs = {k: v for k, v in batch.items() if k != "labels"}
+            logits = model(**inputs).logits
+            logits, labels = accelerator.gather_for_metrics((logits.contiguous(), batch["labels"]))
+            all_logits.append(logits.cpu())
+            all_labels.append(labels.cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(all_logits), torch.cat(all_labels)
+
+
+def evaluation_loader(model, dataset: datasets.Dataset, batch_size: int, image_column=None, label_column=None):
+    """A loader of ``dataset``'s examples, preprocessed for ``model``, with labels mapped to the model's by name."""
+    columns = find_columns(dataset, image_column, label_column)
+    examples = ImageExamples(dataset, columns, label_ids(dataset, columns, model.labels))
+    return DataLoader(examples, batch_size=batch_size, collate_fn=Collate(model.image_processor))
+
+
+def evaluate(
+    model: torch.nn.Module,
+    dataset: datasets.Dataset | str,
+    *,
+    split: str = "test",
+    metrics: Sequence[str] = ("accuracy",),
+    batch_size: int = 64,
+    image_column: str | None = None,
+    label_column: str | None = None,
+) -> dict[str, float]:
+    """Evaluate an `AdapterModel` on a dataset (a `datasets.Dataset` or a source `load_image_dataset` accepts)."""
+    dataset = load_image_dataset(dataset, split)
+    accelerator = Accelerator(cpu=not torch.accelerator.is_available())
+    loader = accelerator.prepare(evaluation_loader(model, dataset, batch_size, image_column, label_column))
+    logits, labels = gather_logits(model.to(accelerator.device), loader, accelerator)
+    return compute_metrics(metrics, logits, labels)
