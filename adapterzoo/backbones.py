@@ -194,15 +194,32 @@ def role_of(relative_path: str) -> str | None:
 
 
 def _linear_layers(layer: nn.Module) -> list[str]:
-    """Paths of the linear layers inside an encoder layer, seeing through adapters already attached to them."""
+    """Paths of the role-bearing linear layers inside an encoder layer, seeing through adapters wrapped around them."""
     paths = []
     for path, module in layer.named_modules():
-        if "base_layer" in path.split("."):
-            continue
         base = module.get_base_layer() if isinstance(module, BaseTunerLayer) else module
-        if isinstance(base, nn.Linear) and role_of(path) is not None:
-            paths.append(path)
+        plain = ".".join(part for part in path.split(".") if part != "base_layer")
+        if isinstance(base, nn.Linear) and role_of(plain) is not None and plain not in paths:
+            paths.append(plain)
     return paths
+
+
+MLP_NORMS = ("layernorm_after", "layer_norm2", "norm2", "ln_2")
+
+
+def mlp_block(model: nn.Module) -> tuple[str, str]:
+    """Local names, inside each encoder layer, of the MLP and of the norm applied right before it."""
+    parts = describe_backbone(model)
+    layer = model.get_submodule(f"{parts.layers}.0")
+    children = dict(layer.named_children())
+    with_fc1 = [
+        name for name, child in children.items() if any(role_of(f"{name}.{p}") == "fc1" for p in _linear_layers(child))
+    ]
+    mlp = with_fc1[0] if with_fc1 else None
+    norm = next((name for name in MLP_NORMS if name in children), None)
+    if mlp is None or norm is None:
+        raise UnsupportedBackboneError(f"No MLP with a norm before it found in the '{parts.architecture}' layers.")
+    return norm, mlp
 
 
 def is_role_list(value: Any) -> bool:

@@ -45,7 +45,8 @@ class Method:
     ``config`` and ``tuner`` are ``"module:attribute"`` references, imported on first use, so that listing the
     installed methods imports only each plugin's small declaration module. ``backbones`` names the architectures it
     serves (None: all), ``defaults`` option values that differ from the config's, ``head_init`` a function that
-    initialises a new head the paper's way, and ``recipe`` the paper's training options (`TrainingConfig` fields).
+    initialises a new head the paper's way, ``recipe`` the paper's training options (`TrainingConfig` fields), and
+    ``replaces_head`` whether its tuner replaces the task model's head (which is then not trained as it is).
     """
 
     name: str
@@ -58,6 +59,7 @@ class Method:
     defaults: Mapping[str, Any] = field(default_factory=dict, hash=False)
     head_init: str | None = None
     recipe: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    replaces_head: bool = False
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -105,7 +107,8 @@ class Method:
         """The PEFT config for attaching this method to ``task_model``.
 
         Options are checked against the config's fields; role lists such as ``target_modules=["q", "v"]`` are
-        resolved to the backbone's own module names; ``head_module`` is saved and trained beside the adapter.
+        resolved to the backbone's own module names; ``head_module`` is saved and trained beside the adapter, unless
+        the method replaces the head.
         """
         self.check_options(options)
         values = {**self.defaults, **options}
@@ -113,6 +116,6 @@ class Method:
             if is_role_list(values.get(name)):
                 values[name] = resolve_linear_roles(task_model, values[name])
         config = self.config_cls(**values)
-        if head_module is not None:
+        if head_module is not None and not self.replaces_head:
             config.modules_to_save = [*(config.modules_to_save or []), head_module]
         return config

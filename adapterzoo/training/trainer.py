@@ -154,7 +154,8 @@ class _Run:
             f"{total_batch} examples at lr {lr:g} on {accelerator.num_processes} process(es)"
             + ("; backbone features cached" if self.use_cache else "")
         )
-        self.logger.write({"event": "start", "config": config.to_dict(), "total_steps": total_steps, "lr": lr})
+        start = {"config": config.to_dict(), "total_steps": total_steps, "lr": lr, "cached_features": self.use_cache}
+        self.logger.write({"event": "start", **start})
         progress = self.progress
         show = self.main and config.progress
         bar = tqdm(total=total_steps, initial=progress.step, desc="training", disable=not show)

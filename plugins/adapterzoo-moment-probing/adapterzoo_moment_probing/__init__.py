@@ -1,0 +1,19 @@
+"""Moment Probing (Gao et al., "Tuning Pre-trained Model via Moment Probing", ICCV 2023) as an adapterzoo method.
+
+This module only declares the method; ``config.py``, ``layer.py`` and ``model.py`` are imported on first use.
+"""
+
+from adapterzoo import Method
+
+METHOD = Method(
+    name="moment-probing",
+    config="adapterzoo_moment_probing.config:MomentProbingConfig",
+    tuner="adapterzoo_moment_probing.model:MomentProbingModel",
+    tasks=("image-classification",),
+    summary="Moment Probing: a head on the CLS token and cross-covariances of patch tokens; MP+ adds PSRP per block.",
+    backbones=("vit", "clip"),
+    replaces_head=True,
+    # The reference's ImageNet recipe (train_scripts/vit): AdamW, lr 1e-4, weight decay 0.05, 5 warmup epochs of 30,
+    # cosine decay.
+    recipe={"optimizer": "adamw", "lr": 1e-4, "weight_decay": 0.05, "scheduler": "cosine", "warmup_ratio": 5 / 30},
+)
