@@ -1,17 +1,18 @@
-"""Building blocks for method plugins whose tuners wrap parts of a vision tower (prompt methods and the like).
+"""Building blocks for method plugins whose tuners wrap whole parts of a vision tower (prompt methods and the like).
 
 PEFT's own weight tuners (LoRA, ...) find their targets by module name. Prompt methods wrap the patch embeddings
 and the encoder layers instead, which `TowerTuner` finds by structure, so a plugin only says which parts it wraps
-and how (see the VPT plugin for a worked example).
+(`TowerTuner.target_pattern`) and with what (`TowerTuner.wrap`, returning a `WrappingLayer`); see the VPT plugin.
 """
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from peft import PeftConfig
-from peft.tuners.tuners_utils import BaseTuner
+from peft.tuners.tuners_utils import BaseTuner, BaseTunerLayer
 from torch import nn
 
 from adapterzoo import peft_bridge
@@ -41,17 +42,65 @@ class TowerTunerConfig(PeftConfig):
         self.peft_type = peft_bridge.peft_type(self.method_name.replace("-", "_"))
 
 
+class WrappingLayer(nn.Module, BaseTunerLayer):
+    """A tuner layer around a whole module (an embedding, an encoder layer, a head, an MLP).
+
+    It forwards attribute reads to the wrapped module (backbones read attributes of their parts), runs one adapter at
+    a time, and refuses merging, saying why in ``merge_refusal``. Subclasses name the adapters they serve in
+    `adapters_here`.
+    """
+
+    merge_refusal: ClassVar[str] = "its adapters are not weight updates, so there is nothing to fold"
+
+    def __init__(self, base_layer: nn.Module):
+        super().__init__()
+        self.base_layer = base_layer
+
+    def adapters_here(self) -> Container[str]:
+        """The adapters this layer has state for."""
+        raise NotImplementedError
+
+    def active_adapter_here(self) -> str | None:
+        """The active adapter when this layer serves it; None when adapters are disabled or it serves another."""
+        if self.disable_adapters or not self.active_adapters:
+            return None
+        if len(self.active_adapters) > 1:
+            raise ValueError(f"{type(self).__name__} runs one adapter at a time; active: {self.active_adapters}.")
+        name = self.active_adapters[0]
+        return name if name in self.adapters_here() else None
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name == "base_layer":
+                raise
+            return getattr(self.base_layer, name)
+
+    def merge(self, safe_merge: bool = False, adapter_names: list[str] | None = None) -> None:
+        raise NotImplementedError(self.merge_refusal)
+
+    def unmerge(self) -> None:
+        raise NotImplementedError(self.merge_refusal)
+
+
 class TowerTuner(BaseTuner):
     """Base of tuners that wrap vision-tower parts found by `describe_backbone`.
 
-    Subclasses define ``prefix``, ``tuner_layer_cls``, `target_pattern` (which parts to wrap) and
-    `_create_and_replace` (how).
+    Subclasses define ``prefix`` (of their attribute names), ``tuner_layer_cls``, `target_pattern` (which parts to
+    wrap) and `wrap` (with what).
     """
 
     target_module_mapping: ClassVar[dict] = {}
 
     def target_pattern(self, parts: BackboneParts, config: TowerTunerConfig) -> str:
         """A regex that fully matches the paths of the modules this method wraps."""
+        raise NotImplementedError
+
+    def wrap(
+        self, target: nn.Module, adapter_name: str, config: TowerTunerConfig, *, name: str, parent: nn.Module, key: str
+    ) -> WrappingLayer:
+        """The layer that wraps ``target`` (found at path ``key``, attribute ``name`` of ``parent``)."""
         raise NotImplementedError
 
     def _prepare_adapter_config(self, peft_config: PeftConfig, model_config: dict) -> PeftConfig:
@@ -61,3 +110,21 @@ class TowerTuner(BaseTuner):
         parts = describe_backbone(model)
         get_method(peft_config.method_name).check_backbone(parts)
         peft_config.target_modules = self.target_pattern(parts, peft_config)
+
+    def _create_and_replace(
+        self,
+        peft_config: TowerTunerConfig,
+        adapter_name: str,
+        target: nn.Module,
+        target_name: str,
+        parent: nn.Module,
+        current_key: str,
+        **kwargs: Any,
+    ) -> None:
+        if isinstance(target, self.tuner_layer_cls):
+            target.update_layer(adapter_name, peft_config)
+            return
+        new_module = self.wrap(target, adapter_name, peft_config, name=target_name, parent=parent, key=current_key)
+        if adapter_name not in self.active_adapters:
+            new_module.requires_grad_(False)
+        self._replace_module(parent, target_name, new_module, target)

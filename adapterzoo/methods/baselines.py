@@ -43,7 +43,7 @@ class _NoLayersTuner(TowerTuner):
     def target_pattern(self, parts: BackboneParts, config: TowerTunerConfig) -> str:
         return DUMMY_TARGET_MODULES
 
-    def _create_and_replace(self, *args, **kwargs) -> None:
+    def wrap(self, *args, **kwargs) -> None:
         raise AssertionError("This tuner targets no module.")
 
 

@@ -9,12 +9,12 @@ recalibrates its output to b(x) + (1 + w(x)) * MLP(LN(x)) (partially shared: one
 from __future__ import annotations
 
 from itertools import combinations
-from typing import Any
 
 import torch
 import torch.nn.functional as F
-from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import nn
+
+from adapterzoo.tuners import WrappingLayer
 
 from .config import MomentProbingConfig
 
@@ -99,37 +99,18 @@ class PSRP(nn.Module):
         return self.up_weight(hidden), self.up_bias(hidden)
 
 
-class MomentProbingLayer(nn.Module, BaseTunerLayer):
-    """What the MP wrappers share: the active adapter and attribute forwarding to the wrapped module."""
+class MomentProbingLayer(WrappingLayer):
+    """What the MP wrappers share: the adapters they serve."""
 
     other_param_names = ("mp_served",)
+    merge_refusal = "Moment Probing's head and PSRP depend on the input; there is nothing to fold."
 
     def __init__(self, base_layer: nn.Module):
-        super().__init__()
-        self.base_layer = base_layer
+        super().__init__(base_layer)
         self.mp_served: dict[str, bool] = {}
 
-    def active_mp_adapter(self) -> str | None:
-        if self.disable_adapters or not self.active_adapters:
-            return None
-        if len(self.active_adapters) > 1:
-            raise ValueError(f"Moment Probing runs one adapter at a time; active: {self.active_adapters}.")
-        name = self.active_adapters[0]
-        return name if name in self.mp_served else None
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            if name == "base_layer":
-                raise
-            return getattr(self.base_layer, name)
-
-    def merge(self, safe_merge: bool = False, adapter_names: list[str] | None = None) -> None:
-        raise NotImplementedError("Moment Probing's head and PSRP depend on the input; there is nothing to fold.")
-
-    def unmerge(self) -> None:
-        raise NotImplementedError("Moment Probing adapters are never merged.")
+    def adapters_here(self) -> dict[str, bool]:
+        return self.mp_served
 
 
 class MomentProbingHead(MomentProbingLayer):
@@ -152,7 +133,7 @@ class MomentProbingHead(MomentProbingLayer):
         self.set_adapter(self.active_adapters)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        adapter = self.active_mp_adapter()
+        adapter = self.active_adapter_here()
         return self.base_layer(tokens) if adapter is None else self.mp_head[adapter](tokens)
 
 
@@ -171,7 +152,7 @@ class PSRPInput(MomentProbingLayer):
         self.set_adapter(self.active_adapters)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.captured = x if self.active_mp_adapter() is not None else None
+        self.captured = x if self.active_adapter_here() is not None else None
         return self.base_layer(x)
 
 
@@ -197,7 +178,7 @@ class PSRPMLP(MomentProbingLayer):
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         output = self.base_layer(hidden)
-        adapter = self.active_mp_adapter()
+        adapter = self.active_adapter_here()
         if adapter is None:
             return output
         source = getattr(self.block, self.norm_name)

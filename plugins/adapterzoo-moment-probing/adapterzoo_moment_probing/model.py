@@ -27,32 +27,22 @@ class MomentProbingModel(TowerTuner):
         norm, mlp = mlp_block(self.model)
         return rf"(?:{head}|{re.escape(parts.layers)}\.\d+\.(?:{norm}|{mlp}))"
 
-    def _create_and_replace(
+    def wrap(
         self,
-        peft_config: MomentProbingConfig,
-        adapter_name: str,
         target: nn.Module,
-        target_name: str,
+        adapter_name: str,
+        config: MomentProbingConfig,
+        *,
+        name: str,
         parent: nn.Module,
-        current_key: str,
-        **kwargs,
-    ) -> None:
-        if isinstance(target, MomentProbingLayer):
-            target.update_layer(adapter_name, peft_config)
-            return
+        key: str,
+    ) -> MomentProbingLayer:
         parts = describe_backbone(self.model)
-        if current_key == ImageClassifier.head_module:
-            new_module = MomentProbingHead(
-                target, adapter_name, peft_config,
-                hidden_size=parts.hidden_size, num_prefix_tokens=parts.num_prefix_tokens,
-            )  # fmt: skip
-        elif target_name in MLP_NORMS:
-            new_module = PSRPInput(target, adapter_name)
-        else:
-            norm = next(name for name in MLP_NORMS if hasattr(parent, name))
-            new_module = PSRPMLP(
-                target, adapter_name, peft_config, hidden_size=parts.hidden_size, block=parent, norm_name=norm
+        if key == ImageClassifier.head_module:
+            return MomentProbingHead(
+                target, adapter_name, config, hidden_size=parts.hidden_size, num_prefix_tokens=parts.num_prefix_tokens
             )
-        if adapter_name not in self.active_adapters:
-            new_module.requires_grad_(False)
-        self._replace_module(parent, target_name, new_module, target)
+        if name in MLP_NORMS:
+            return PSRPInput(target, adapter_name)
+        norm = next(candidate for candidate in MLP_NORMS if hasattr(parent, candidate))
+        return PSRPMLP(target, adapter_name, config, hidden_size=parts.hidden_size, block=parent, norm_name=norm)

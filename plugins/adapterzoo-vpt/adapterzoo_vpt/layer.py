@@ -13,10 +13,10 @@ import math
 from typing import Any
 
 import torch
-from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import nn
 
 from adapterzoo.backbones import BackboneParts
+from adapterzoo.tuners import WrappingLayer
 
 from .config import VPTConfig
 
@@ -33,28 +33,14 @@ def remove_tokens(tokens: torch.Tensor, count: int, at: int) -> torch.Tensor:
     return torch.cat([tokens[:, :at], tokens[:, at + count :]], dim=1)
 
 
-class VPTLayer(nn.Module, BaseTunerLayer):
-    """What both VPT wrappers share: the active adapter, no merging, and a frozen backbone kept in eval mode."""
+class VPTLayer(WrappingLayer):
+    """What both VPT wrappers share: the adapters they serve, and a frozen backbone kept in eval mode."""
 
     other_param_names = ("vpt_num_tokens",)
+    merge_refusal = "VPT adds prompt tokens to the sequence; there are no weights to fold them into."
 
-    def active_vpt_adapter(self) -> str | None:
-        """The adapter whose prompts run now, or None (adapters disabled, or none of this layer's is active)."""
-        if self.disable_adapters or not self.active_adapters:
-            return None
-        if len(self.active_adapters) > 1:
-            raise ValueError(f"VPT runs one adapter at a time; active: {self.active_adapters}.")
-        name = self.active_adapters[0]
-        return name if name in self.vpt_num_tokens else None
-
-    def __getattr__(self, name: str) -> Any:
-        # Backbones read attributes of their parts (ViTModel reads embeddings.patch_embeddings): forward them.
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            if name == "base_layer":
-                raise
-            return getattr(self.base_layer, name)
+    def adapters_here(self) -> dict[str, int]:
+        return self.vpt_num_tokens
 
     def train(self, mode: bool = True) -> VPTLayer:
         # The reference's train() keeps the frozen embeddings and encoder in eval mode: no dropout in the backbone
@@ -62,12 +48,6 @@ class VPTLayer(nn.Module, BaseTunerLayer):
         super().train(mode)
         self.base_layer.train(False)
         return self
-
-    def merge(self, safe_merge: bool = False, adapter_names: list[str] | None = None) -> None:
-        raise NotImplementedError("VPT adds prompt tokens to the sequence; there are no weights to fold them into.")
-
-    def unmerge(self) -> None:
-        raise NotImplementedError("VPT adapters are never merged.")
 
 
 class VPTEmbeddings(VPTLayer):
@@ -83,8 +63,7 @@ class VPTEmbeddings(VPTLayer):
     other_param_names = ("vpt_num_tokens", "vpt_dropout")
 
     def __init__(self, base_layer: nn.Module, adapter_name: str, config: VPTConfig, parts: BackboneParts):
-        super().__init__()
-        self.base_layer = base_layer
+        super().__init__(base_layer)
         self.num_prefix_tokens = parts.num_prefix_tokens
         self.hidden_size = parts.hidden_size
         self.num_layers = parts.num_layers
@@ -132,7 +111,7 @@ class VPTEmbeddings(VPTLayer):
 
     def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         tokens = self.base_layer(*args, **kwargs)
-        adapter = self.active_vpt_adapter()
+        adapter = self.active_adapter_here()
         if adapter is None:
             return tokens
         return insert_tokens(tokens, self.prompts(adapter, 0, tokens.shape[0]), at=self.num_prefix_tokens)
@@ -154,8 +133,7 @@ class VPTEncoderLayer(VPTLayer):
         index: int,
         is_last: bool,
     ):
-        super().__init__()
-        self.base_layer = base_layer
+        super().__init__(base_layer)
         self.index = index
         self.is_last = is_last
         # A plain reference, not a submodule: the prompts are registered (and saved) once, in VPTEmbeddings.
@@ -168,7 +146,7 @@ class VPTEncoderLayer(VPTLayer):
         self.set_adapter(self.active_adapters)
 
     def forward(self, hidden_states: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
-        adapter = self.active_vpt_adapter()
+        adapter = self.active_adapter_here()
         if adapter is None:
             return self.base_layer(hidden_states, *args, **kwargs)
         at = self.prompt_source.num_prefix_tokens

@@ -28,35 +28,21 @@ class VPTModel(TowerTuner):
     def target_pattern(self, parts: BackboneParts, config: VPTConfig) -> str:
         return rf"(?:{re.escape(parts.embeddings)}|{re.escape(parts.layers)}\.\d+)"
 
-    def _create_and_replace(
-        self,
-        peft_config: VPTConfig,
-        adapter_name: str,
-        target: nn.Module,
-        target_name: str,
-        parent: nn.Module,
-        current_key: str,
-        **kwargs,
-    ) -> None:
-        if isinstance(target, VPTLayer):
-            target.update_layer(adapter_name, peft_config)
-            return
+    def wrap(
+        self, target: nn.Module, adapter_name: str, config: VPTConfig, *, name: str, parent: nn.Module, key: str
+    ) -> VPTLayer:
         parts = describe_backbone(self.model)
-        if current_key == parts.embeddings:
-            new_module = VPTEmbeddings(target, adapter_name, peft_config, parts)
-        else:
-            index = parts.layer_paths.index(current_key)
-            new_module = VPTEncoderLayer(
-                target,
-                adapter_name,
-                peft_config,
-                prompt_source=self.model.get_submodule(parts.embeddings),
-                index=index,
-                is_last=index == parts.num_layers - 1,
-            )
-        if adapter_name not in self.active_adapters:
-            new_module.requires_grad_(False)
-        self._replace_module(parent, target_name, new_module, target)
+        if key == parts.embeddings:
+            return VPTEmbeddings(target, adapter_name, config, parts)
+        index = parts.layer_paths.index(key)
+        return VPTEncoderLayer(
+            target,
+            adapter_name,
+            config,
+            prompt_source=self.model.get_submodule(parts.embeddings),
+            index=index,
+            is_last=index == parts.num_layers - 1,
+        )
 
 
 def init_head(head: LinearHead) -> None:
