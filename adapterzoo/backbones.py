@@ -103,11 +103,23 @@ def _find_backbone(model: nn.Module) -> tuple[str, transformers.PreTrainedModel,
     )
 
 
+def _backbone_modules(owner: nn.Module) -> dict[str, nn.Module]:
+    """The backbone's own modules by path, leaving out what adapters attached to it hold (their prompts, modules)."""
+    modules, adapter_parts = {}, []
+    for path, module in owner.named_modules():
+        if any(path == part or path.startswith(part + ".") for part in adapter_parts):
+            continue
+        modules[path] = module
+        if isinstance(module, BaseTunerLayer):
+            adapter_parts += [_join(path, name) for name, _ in module.named_children() if name != "base_layer"]
+    return modules
+
+
 def describe_backbone(model: nn.Module) -> BackboneParts:
     """Find the vision tower's parts inside ``model`` (a backbone, a task model, or a PEFT model around either)."""
     owner_path, owner, arch = _find_backbone(model)
     config = _vision_config(owner.config)
-    modules = dict(owner.named_modules())
+    modules = _backbone_modules(owner)
 
     conv_path = next((p for p, m in modules.items() if isinstance(m, nn.Conv2d)), None)
     if conv_path is None:

@@ -7,6 +7,7 @@ and the encoder layers instead, which `TowerTuner` finds by structure, so a plug
 
 from __future__ import annotations
 
+import re
 from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -16,7 +17,7 @@ from peft.tuners.tuners_utils import BaseTuner, BaseTunerLayer
 from torch import nn
 
 from adapterzoo import peft_bridge
-from adapterzoo.backbones import BackboneParts, describe_backbone
+from adapterzoo.backbones import BackboneParts, describe_backbone, mlp_block
 from adapterzoo.registry import get_method
 
 
@@ -84,6 +85,49 @@ class WrappingLayer(nn.Module, BaseTunerLayer):
         raise NotImplementedError(self.merge_refusal)
 
 
+class MLPInput(WrappingLayer):
+    """Wraps the norm before a block's MLP and keeps its input x (the post-attention residual stream).
+
+    Methods that act beside the MLP on x itself (MP+'s PSRP, DVPT) wrap the MLP with an `MLPBranchLayer`, which takes
+    x from here: HF layers never hand both x and MLP(norm(x)) to one submodule.
+    """
+
+    adapter_layer_names = ()
+    other_param_names = ("served",)
+
+    def __init__(self, base_layer: nn.Module, adapter_name: str):
+        super().__init__(base_layer)
+        self.served: dict[str, bool] = {}
+        self.captured: Any = None
+        self.update_layer(adapter_name)
+
+    def adapters_here(self) -> dict[str, bool]:
+        return self.served
+
+    def update_layer(self, adapter_name: str, config: Any = None) -> None:
+        self.served[adapter_name] = True
+        self.set_adapter(self.active_adapters)
+
+    def forward(self, x: Any) -> Any:
+        self.captured = x if self.active_adapter_here() is not None else None
+        return self.base_layer(x)
+
+
+class MLPBranchLayer(WrappingLayer):
+    """Base of wrappers of a block's MLP that need the MLP's residual input x, which `residual_input` returns."""
+
+    def __init__(self, base_layer: nn.Module, *, block: nn.Module, norm_name: str):
+        super().__init__(base_layer)
+        self.norm_name = norm_name
+        # A plain reference to the encoder layer, to reach the norm's wrapper whichever of the two was wrapped first.
+        object.__setattr__(self, "block", block)
+
+    def residual_input(self) -> Any:
+        source = getattr(self.block, self.norm_name)
+        x, source.captured = source.captured, None
+        return x
+
+
 class TowerTuner(BaseTuner):
     """Base of tuners that wrap vision-tower parts found by `describe_backbone`.
 
@@ -102,6 +146,11 @@ class TowerTuner(BaseTuner):
     ) -> WrappingLayer:
         """The layer that wraps ``target`` (found at path ``key``, attribute ``name`` of ``parent``)."""
         raise NotImplementedError
+
+    def mlp_pattern(self, parts: BackboneParts) -> str:
+        """A regex of every encoder layer's MLP and the norm before it (targets of `MLPInput` / `MLPBranchLayer`)."""
+        norm, mlp = mlp_block(self.model)
+        return rf"{re.escape(parts.layers)}\.\d+\.(?:{norm}|{mlp})"
 
     def _prepare_adapter_config(self, peft_config: PeftConfig, model_config: dict) -> PeftConfig:
         return peft_config

@@ -20,3 +20,17 @@ def test_quickstart_trains_saves_reloads_and_predicts(tmp_path: Path) -> None:
     assert "test accuracy" in result.stdout and "reloaded: test accuracy" in result.stdout
     assert result.stdout.count("predicted:") == 4
     assert (tmp_path / "vpt-shapes" / "adapterzoo_config.json").is_file()
+
+
+def test_dvpt_grading_compares_three_methods(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "dvpt_grading.py"), "--output", str(tmp_path), "--epochs", "1",
+         "--per-class", "4"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    table = result.stdout.split("method")[-1].splitlines()[1:]
+    assert [row.split()[0] for row in table] == ["dvpt", "linear-probe", "full"]
+    assert all(-1 <= float(row.split()[-1]) <= 1 for row in table)

@@ -146,7 +146,7 @@ class MethodConformance:
         optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
         pixel_values, labels = images(6, seed=1), torch.tensor([0, 1, 2, 0, 1, 2])
         losses = []
-        for _ in range(25):
+        for _ in range(40):
             loss = model(pixel_values, labels=labels).loss
             optimizer.zero_grad()
             loss.backward()

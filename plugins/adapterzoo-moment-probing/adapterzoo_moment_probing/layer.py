@@ -1,9 +1,9 @@
 """Where Moment Probing works.
 
 `MomentProbingHead` replaces the task model's head with the MP head (`MomentProbing`): first-order logits from the CLS
-token, second-order logits from cross-covariances of groups of projected patch tokens, averaged. For MP+,
-`PSRPInput` wraps the norm before each block's MLP to hand its input x to `PSRPMLP`, which wraps the MLP and
-recalibrates its output to b(x) + (1 + w(x)) * MLP(LN(x)) (partially shared: one down-projection feeds both).
+token, second-order logits from cross-covariances of groups of projected patch tokens, averaged. For MP+, `PSRPMLP`
+wraps each block's MLP and recalibrates its output to b(x) + (1 + w(x)) * MLP(LN(x)), x being the MLP's residual
+input (the core's `MLPInput` on the norm before the MLP hands it over); one down-projection feeds both w and b.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adapterzoo.tuners import WrappingLayer
+from adapterzoo.tuners import MLPBranchLayer, WrappingLayer
 
 from .config import MomentProbingConfig
 
@@ -137,43 +137,24 @@ class MomentProbingHead(MomentProbingLayer):
         return self.base_layer(tokens) if adapter is None else self.mp_head[adapter](tokens)
 
 
-class PSRPInput(MomentProbingLayer):
-    """Wraps the norm before a block's MLP and keeps its input x, the post-attention residual stream, for PSRP."""
-
-    adapter_layer_names = ()
-
-    def __init__(self, base_layer: nn.Module, adapter_name: str):
-        super().__init__(base_layer)
-        self.captured: torch.Tensor | None = None
-        self.update_layer(adapter_name)
-
-    def update_layer(self, adapter_name: str, config: MomentProbingConfig | None = None) -> None:
-        self.mp_served[adapter_name] = True
-        self.set_adapter(self.active_adapters)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.captured = x if self.active_adapter_here() is not None else None
-        return self.base_layer(x)
-
-
-class PSRPMLP(MomentProbingLayer):
-    """Wraps a block's MLP: returns b(x) + (1 + w(x)) * MLP(LN(x)), with x from the sibling `PSRPInput`."""
+class PSRPMLP(MLPBranchLayer):
+    """Wraps a block's MLP: returns b(x) + (1 + w(x)) * MLP(LN(x)), with x the MLP's residual input."""
 
     adapter_layer_names = ("mp_psrp",)
+    merge_refusal = MomentProbingLayer.merge_refusal
 
     def __init__(self, base_layer: nn.Module, adapter_name: str, config: MomentProbingConfig, *, hidden_size: int,
                  block: nn.Module, norm_name: str):  # fmt: skip
-        super().__init__(base_layer)
+        super().__init__(base_layer, block=block, norm_name=norm_name)
         self.hidden_size = hidden_size
-        self.norm_name = norm_name
-        # A plain reference to the encoder layer, to reach the norm's wrapper whichever was wrapped first.
-        object.__setattr__(self, "block", block)
         self.mp_psrp = nn.ModuleDict()
         self.update_layer(adapter_name, config)
 
+    def adapters_here(self) -> nn.ModuleDict:
+        return self.mp_psrp
+
     def update_layer(self, adapter_name: str, config: MomentProbingConfig) -> None:
         self.mp_psrp[adapter_name] = PSRP(self.hidden_size, config.psrp_reduction)
-        self.mp_served[adapter_name] = True
         self.set_adapter(self.active_adapters)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -181,7 +162,5 @@ class PSRPMLP(MomentProbingLayer):
         adapter = self.active_adapter_here()
         if adapter is None:
             return output
-        source = getattr(self.block, self.norm_name)
-        x, source.captured = source.captured, None
-        weight, bias = self.mp_psrp[adapter](x)
+        weight, bias = self.mp_psrp[adapter](self.residual_input())
         return bias + (1 + weight) * output

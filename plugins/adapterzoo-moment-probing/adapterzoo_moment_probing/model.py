@@ -6,26 +6,23 @@ import re
 
 from torch import nn
 
-from adapterzoo.backbones import MLP_NORMS, BackboneParts, describe_backbone, mlp_block
+from adapterzoo.backbones import MLP_NORMS, BackboneParts, describe_backbone
 from adapterzoo.image_classifier import ImageClassifier
-from adapterzoo.tuners import TowerTuner
+from adapterzoo.tuners import MLPInput, TowerTuner, WrappingLayer
 
 from .config import MomentProbingConfig
-from .layer import PSRPMLP, MomentProbingHead, MomentProbingLayer, PSRPInput
+from .layer import PSRPMLP, MomentProbingHead
 
 
 class MomentProbingModel(TowerTuner):
     """Moment Probing (Gao et al., ICCV 2023) as a PEFT tuner on an `ImageClassifier`."""
 
     prefix = "mp_"
-    tuner_layer_cls = MomentProbingLayer
+    tuner_layer_cls = WrappingLayer
 
     def target_pattern(self, parts: BackboneParts, config: MomentProbingConfig) -> str:
         head = re.escape(ImageClassifier.head_module)
-        if not config.plus:
-            return head
-        norm, mlp = mlp_block(self.model)
-        return rf"(?:{head}|{re.escape(parts.layers)}\.\d+\.(?:{norm}|{mlp}))"
+        return rf"(?:{head}|{self.mlp_pattern(parts)})" if config.plus else head
 
     def wrap(
         self,
@@ -36,13 +33,13 @@ class MomentProbingModel(TowerTuner):
         name: str,
         parent: nn.Module,
         key: str,
-    ) -> MomentProbingLayer:
+    ) -> WrappingLayer:
         parts = describe_backbone(self.model)
         if key == ImageClassifier.head_module:
             return MomentProbingHead(
                 target, adapter_name, config, hidden_size=parts.hidden_size, num_prefix_tokens=parts.num_prefix_tokens
             )
         if name in MLP_NORMS:
-            return PSRPInput(target, adapter_name)
+            return MLPInput(target, adapter_name)
         norm = next(candidate for candidate in MLP_NORMS if hasattr(parent, candidate))
         return PSRPMLP(target, adapter_name, config, hidden_size=parts.hidden_size, block=parent, norm_name=norm)
