@@ -36,18 +36,22 @@ _LAZY = {
     "MethodInfo": "adapterzoo.registry",
     "get_method": "adapterzoo.registry",
     "list_methods": "adapterzoo.registry",
+    "BaseToNovelResult": "adapterzoo.training",
+    "CLIPClassifier": "adapterzoo.clip_classifier",
     "TrainingConfig": "adapterzoo.training",
     "TrainingResult": "adapterzoo.training",
     "evaluate": "adapterzoo.training",
     "train": "adapterzoo.training",
+    "base_to_novel": "adapterzoo.training",
 }
 
 if TYPE_CHECKING:
     from adapterzoo.auto import AdapterModel, AutoAdapter
+    from adapterzoo.clip_classifier import CLIPClassifier
     from adapterzoo.image_classifier import ImageClassifier
     from adapterzoo.method import PLUGIN_API_VERSION, Method
     from adapterzoo.registry import MethodInfo, get_method, list_methods
-    from adapterzoo.training import TrainingConfig, TrainingResult, evaluate, train
+    from adapterzoo.training import BaseToNovelResult, TrainingConfig, TrainingResult, base_to_novel, evaluate, train
 
 
 def __getattr__(name: str) -> Any:
@@ -67,6 +71,8 @@ __all__ = [
     "AdapterModel",
     "AdapterZooError",
     "AutoAdapter",
+    "BaseToNovelResult",
+    "CLIPClassifier",
     "CheckpointError",
     "ImageClassifier",
     "Method",
@@ -81,6 +87,7 @@ __all__ = [
     "UnsupportedBackboneError",
     "UnsupportedTaskError",
     "__version__",
+    "base_to_novel",
     "evaluate",
     "get_method",
     "list_methods",

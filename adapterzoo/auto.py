@@ -1,8 +1,9 @@
 """`AutoAdapter` builds or loads an `AdapterModel`: backbone, adapter and head as one object.
 
-An `AdapterModel` wraps a `peft.PeftModel` around an `ImageClassifier`, so all of PEFT's API stays available on
-``model.peft_model``; it adds what a user of a vision adapter needs: `predict`, `save_pretrained` with the zoo's
-record and a model card, and `AutoAdapter.from_pretrained` that rebuilds everything from the saved folder.
+An `AdapterModel` wraps a `peft.PeftModel` around a task model (an `ImageClassifier` or a `CLIPClassifier`), so all of
+PEFT's API stays available on ``model.peft_model``; it adds what a user of a vision adapter needs: `predict`,
+`save_pretrained` with the zoo's record and a model card, and `AutoAdapter.from_pretrained` that rebuilds everything
+from the saved folder.
 """
 
 from __future__ import annotations
@@ -25,14 +26,9 @@ from torch import nn
 from transformers.modeling_outputs import ImageClassifierOutput
 
 from adapterzoo import __version__
-from adapterzoo.backbones import (
-    backbone_name,
-    describe_backbone,
-    load_backbone,
-    load_image_processor,
-    resolve_revision,
-)
-from adapterzoo.errors import CheckpointError, UnsupportedTaskError
+from adapterzoo.backbones import backbone_name, describe_backbone, load_image_processor, resolve_revision
+from adapterzoo.clip_classifier import CLIPClassifier
+from adapterzoo.errors import CheckpointError, UnsupportedBackboneError, UnsupportedTaskError
 from adapterzoo.hub.client import download_adapter, is_hub_id
 from adapterzoo.image_classifier import ImageClassifier
 from adapterzoo.method import Method
@@ -49,12 +45,13 @@ from adapterzoo.saving import (
     recover_interrupted_save,
     write_weights,
 )
+from adapterzoo.task_models import TASKS, build_task_model
 
 
 class AdapterModel(nn.Module):
     """A task model with an adapter attached, ready to train, save, share and predict.
 
-    ``peft_model`` is the `peft.PeftModel` (all of PEFT's API works on it); ``task_model`` the `ImageClassifier`
+    ``peft_model`` is the `peft.PeftModel` (all of PEFT's API works on it); ``task_model`` the task model
     inside it; ``image_processor`` preprocesses exactly as the backbone expects.
     """
 
@@ -79,7 +76,7 @@ class AdapterModel(nn.Module):
         self.metrics: dict[str, float] = dict(metrics or {})
 
     @property
-    def task_model(self) -> ImageClassifier:
+    def task_model(self) -> ImageClassifier | CLIPClassifier:
         return self.peft_model.get_base_model()
 
     @property
@@ -123,7 +120,7 @@ class AdapterModel(nn.Module):
         """Undo `merge`, restoring the backbone's own weights."""
         self.peft_model.unmerge_adapter()
 
-    def merge_and_unload(self) -> ImageClassifier:
+    def merge_and_unload(self) -> ImageClassifier | CLIPClassifier:
         """The plain task model with the active adapter folded in and no adapter layers left, for deployment.
 
         This consumes the adapter: the returned model shares its weights with this one.
@@ -166,7 +163,7 @@ class AdapterModel(nn.Module):
             backbone=self.backbone_name,
             backbone_revision=self.backbone_revision,
             labels=list(self.labels),
-            head=self.task_model.classifier.settings(),
+            head=self.task_model.settings(),
             trainable_parameters=self.trainable_parameters,
             adapterzoo_version=__version__,
             metrics=dict(self.metrics),
@@ -236,39 +233,44 @@ class AutoAdapter:
         *,
         method: str,
         labels: Sequence[str],
+        task: str | None = None,
         revision: str | None = None,
         pooling: str | None = None,
+        template: str | None = None,
         image_processor: Any = None,
         adapter_name: str = "default",
         **method_options: Any,
     ) -> AdapterModel:
-        """Attach a fresh ``method`` adapter and a new head for ``labels`` to ``backbone`` (Hub id, folder or model).
+        """Attach a fresh ``method`` adapter, for classes ``labels``, to ``backbone`` (a Hub id, a folder or a model).
 
-        ``method_options`` are the method's config fields (e.g. ``num_tokens=50, deep=True`` for VPT); an unknown one
-        raises an error listing the valid ones.
+        ``task`` defaults to the method's first: an `ImageClassifier` (a new head; ``pooling`` "cls" or "mean") or a
+        `CLIPClassifier` (a whole CLIP; ``template`` such as "a photo of a {}."). ``method_options`` are the method's
+        config fields (``num_tokens=50, deep=True`` for VPT); an unknown one raises an error listing the valid ones.
         """
         zoo_method = get_method(method)
-        _check_task(zoo_method, ImageClassifier.task)
+        task = task or zoo_method.tasks[0]
+        _check_task(zoo_method, task)
         zoo_method.check_options(method_options)
         if isinstance(backbone, str):
             revision = resolve_revision(backbone, revision)
-            model = load_backbone(backbone, revision=revision)
-        else:
-            model = backbone
-        zoo_method.check_backbone(describe_backbone(model))
-        task_model = ImageClassifier(model, labels, pooling=pooling)
-        if zoo_method.head_initializer is not None:
-            zoo_method.head_initializer(task_model.classifier)
-        config = zoo_method.make_config(task_model, head_module=ImageClassifier.head_module, **method_options)
+        settings = {"pooling": pooling, "template": template}
+        try:
+            task_model = build_task_model(task, backbone, labels, revision=revision, settings=settings)
+        except UnsupportedBackboneError as exc:
+            raise UnsupportedBackboneError(f"Method '{zoo_method.name}' ({task}): {exc}") from exc
+        zoo_method.check_backbone(describe_backbone(task_model))
+        if zoo_method.head_initializer is not None and task_model.head_module is not None:
+            zoo_method.head_initializer(getattr(task_model, task_model.head_module))
+        config = zoo_method.make_config(task_model, head_module=task_model.head_module, **method_options)
         peft_model = get_peft_model(task_model, config, adapter_name=adapter_name)
-        name = backbone_name(model)
+        vision_model = _backbone_of(task_model)
         if image_processor is None:
-            image_processor = load_image_processor(model, revision=revision)
+            image_processor = load_image_processor(vision_model, revision=revision)
         return AdapterModel(
             peft_model,
             method=zoo_method,
             image_processor=image_processor,
-            backbone=name,
+            backbone=backbone_name(vision_model),
             backbone_revision=revision,
             trainable_parameters=peft_model.get_nb_trainable_parameters()[0],
         )
@@ -303,10 +305,11 @@ class AutoAdapter:
         record = AdapterRecord.read(folder)
         check_no_pickle_only(folder)
         zoo_method = get_method(record.method, distribution=record.distribution)
-        if record.task != ImageClassifier.task:
-            raise CheckpointError(f"{folder} holds a '{record.task}' adapter, which AutoAdapter cannot load yet.")
-        model = _load_recorded_backbone(record, backbone, backbone_revision)
-        task_model = ImageClassifier(model, record.labels, pooling=record.head.get("pooling"))
+        if record.task not in TASKS:
+            raise CheckpointError(
+                f"{folder} holds a '{record.task}' adapter; this adapterzoo serves {', '.join(TASKS)}."
+            )
+        task_model = _rebuild_task_model(record, backbone, backbone_revision)
         config = _read_peft_config(folder, zoo_method)
         config.inference_mode = not is_trainable
         peft_model = get_peft_model(task_model, config, adapter_name=adapter_name)
@@ -338,16 +341,21 @@ def _check_task(method: Method, task: str) -> None:
         raise UnsupportedTaskError(f"Method '{method.name}' serves {', '.join(method.tasks)}, not '{task}'.")
 
 
-def _load_recorded_backbone(
+def _backbone_of(task_model: nn.Module) -> transformers.PreTrainedModel:
+    """The transformers model a task model is built on (the vision tower, or the whole CLIP)."""
+    return task_model.clip if isinstance(task_model, CLIPClassifier) else task_model.backbone
+
+
+def _rebuild_task_model(
     record: AdapterRecord, backbone: str | transformers.PreTrainedModel | None, revision: str | None
-) -> transformers.PreTrainedModel:
-    if isinstance(backbone, transformers.PreTrainedModel):
-        return backbone
-    source = backbone or record.backbone
+) -> nn.Module:
+    """The task model a saved adapter was trained with, on its recorded backbone (or the one given instead)."""
+    source = backbone if backbone is not None else record.backbone
     if source is None:
         raise CheckpointError("The adapter records no backbone; pass backbone= to from_pretrained.")
+    revision = revision if backbone is not None else record.backbone_revision
     try:
-        return load_backbone(source, revision=revision or (None if backbone else record.backbone_revision))
+        return build_task_model(record.task, source, record.labels, revision=revision, settings=record.head)
     except OSError as exc:
         raise CheckpointError(
             f"Cannot load the backbone '{source}' this adapter was trained on ({exc}). "

@@ -103,6 +103,11 @@ def _find_backbone(model: nn.Module) -> tuple[str, transformers.PreTrainedModel,
     )
 
 
+def _unwrapped(module: nn.Module) -> nn.Module:
+    """The module itself, or the original one inside an adapter's wrapper."""
+    return module.get_base_layer() if isinstance(module, BaseTunerLayer) else module
+
+
 def _backbone_modules(owner: nn.Module) -> dict[str, nn.Module]:
     """The backbone's own modules by path, leaving out what adapters attached to it hold (their prompts, modules)."""
     modules, adapter_parts = {}, []
@@ -125,37 +130,20 @@ def describe_backbone(model: nn.Module) -> BackboneParts:
     if conv_path is None:
         raise UnsupportedBackboneError(f"No patch-embedding convolution found in the '{config.model_type}' backbone.")
 
-    # The tower root is the nearest ancestor of the patch embedding that also holds the encoder layers.
-    layers_path = root = None
-    ancestors = conv_path.split(".")[:-1]
-    for depth in range(len(ancestors), -1, -1):
-        candidate = ".".join(ancestors[:depth])
-        layers_path = next(
-            (
-                p
-                for p, m in modules.items()
-                if isinstance(m, nn.ModuleList)
-                and len(m) == config.num_hidden_layers
-                and (p.startswith(candidate + ".") or not candidate)
-            ),
-            None,
-        )
-        if layers_path is not None:
-            root = candidate
-            break
-    if layers_path is None:
+    tower = _tower_around(modules, conv_path, config.num_hidden_layers)
+    if tower is None:
         raise UnsupportedBackboneError(
             f"No list of {config.num_hidden_layers} encoder layers found in the '{config.model_type}' backbone."
         )
+    root, layers_path = tower
 
     relative = lambda path: path[len(root) + 1 :] if root else path  # noqa: E731
     embeddings = _join(root, relative(conv_path).split(".")[0])
     layers_child = _join(root, relative(layers_path).split(".")[0])
 
-    tower = owner.get_submodule(root)
     pre_norm = final_norm = None
     after_layers = False
-    for name, child in tower.named_children():
+    for name, child in owner.get_submodule(root).named_children():
         path = _join(root, name)
         if path == layers_child:
             after_layers = True
@@ -185,6 +173,68 @@ def describe_backbone(model: nn.Module) -> BackboneParts:
     )
 
 
+@dataclass(frozen=True)
+class TextParts:
+    """Where a CLIP text tower's parts are, as module paths relative to the module that was described."""
+
+    root: str
+    token_embedding: str
+    layers: str
+    num_layers: int
+    hidden_size: int
+    max_length: int
+
+    @property
+    def layer_paths(self) -> list[str]:
+        return [f"{self.layers}.{i}" for i in range(self.num_layers)]
+
+
+def describe_text_tower(model: nn.Module) -> TextParts:
+    """Find the text tower of the vision-language model inside ``model`` (its token embedding and encoder layers)."""
+    owner_path, owner, arch = _find_backbone(model)
+    config = getattr(owner.config, "text_config", None)
+    if config is None:
+        raise UnsupportedBackboneError(f"The '{owner.config.model_type}' backbone has no text tower.")
+    modules = _backbone_modules(owner)
+    embedding = next(
+        (
+            p
+            for p, m in modules.items()
+            if isinstance(_unwrapped(m), nn.Embedding) and _unwrapped(m).num_embeddings == config.vocab_size
+        ),
+        None,
+    )
+    if embedding is None:
+        raise UnsupportedBackboneError(f"No token embedding found in the '{owner.config.model_type}' text tower.")
+    vision_root = describe_backbone(owner).root
+    text_modules = {p: m for p, m in modules.items() if not p.startswith(vision_root + ".")}
+    tower = _tower_around(text_modules, embedding, config.num_hidden_layers)
+    if tower is None:
+        raise UnsupportedBackboneError(f"No text encoder layers found in the '{owner.config.model_type}' backbone.")
+    root, layers = tower
+    return TextParts(
+        root=_join(owner_path, root),
+        token_embedding=_join(owner_path, embedding),
+        layers=_join(owner_path, layers),
+        num_layers=config.num_hidden_layers,
+        hidden_size=config.hidden_size,
+        max_length=config.max_position_embeddings,
+    )
+
+
+def _tower_around(modules: dict[str, nn.Module], anchor: str, num_layers: int) -> tuple[str, str] | None:
+    """(root, layers): the nearest ancestor of ``anchor`` (a tower's input embedding) that also holds a list of
+    ``num_layers`` encoder layers, and that list's path; None when no ancestor does."""
+    ancestors = anchor.split(".")[:-1]
+    for depth in range(len(ancestors), -1, -1):
+        root = ".".join(ancestors[:depth])
+        for path, module in modules.items():
+            inside = not root or path.startswith(root + ".")
+            if inside and isinstance(module, nn.ModuleList) and len(module) == num_layers:
+                return root, path
+    return None
+
+
 # Local names of the linear layers inside an encoder layer, per role, across architectures and transformers releases.
 # Roles are matched in this order and a layer takes the first role it matches, so the attention output's
 # "attention.output.dense" (old ViT) is claimed before the MLP's "output.dense".
@@ -209,7 +259,7 @@ def _linear_layers(layer: nn.Module) -> list[str]:
     """Paths of the role-bearing linear layers inside an encoder layer, seeing through adapters wrapped around them."""
     paths = []
     for path, module in layer.named_modules():
-        base = module.get_base_layer() if isinstance(module, BaseTunerLayer) else module
+        base = _unwrapped(module)
         plain = ".".join(part for part in path.split(".") if part != "base_layer")
         if isinstance(base, nn.Linear) and role_of(plain) is not None and plain not in paths:
             paths.append(plain)
@@ -256,29 +306,44 @@ def resolve_linear_roles(model: nn.Module, roles: Iterable[str]) -> str:
 
 
 def load_backbone(name_or_path: str, *, revision: str | None = None, **kwargs: Any) -> transformers.PreTrainedModel:
-    """Load the vision tower of a supported backbone from a Hub id or a local folder.
-
-    Checkpoint weights the tower does not use (CLIP's text tower, ViT's pooler) are skipped quietly; a checkpoint
-    that lacks weights the tower needs is refused, rather than silently filled with random values.
-    """
+    """Load the vision tower of a supported backbone from a Hub id or a local folder."""
     config = transformers.AutoConfig.from_pretrained(name_or_path, revision=revision)
     arch = architecture_for(config.model_type)
     model_class = getattr(transformers, arch.model_class)
+    return _load_checked(model_class, name_or_path, revision, **{**arch.load_kwargs, **kwargs})
+
+
+def _load_checked(model_class: type, name_or_path: str, revision: str | None, **kwargs: Any) -> Any:
+    """``model_class.from_pretrained``, refusing a checkpoint that lacks weights the model needs.
+
+    Checkpoint weights the model does not use (CLIP's text tower for a vision tower, ViT's pooler) are skipped
+    quietly; missing ones would otherwise be filled with random values.
+    """
     verbosity = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()
     try:
-        model, info = model_class.from_pretrained(
-            name_or_path, revision=revision, output_loading_info=True, **{**arch.load_kwargs, **kwargs}
-        )
+        model, info = model_class.from_pretrained(name_or_path, revision=revision, output_loading_info=True, **kwargs)
     finally:
         transformers.logging.set_verbosity(verbosity)
     missing = sorted(info["missing_keys"])
     if missing:
         raise CheckpointError(
-            f"The checkpoint '{name_or_path}' lacks {len(missing)} weight(s) of its {arch.model_class}, "
+            f"The checkpoint '{name_or_path}' lacks {len(missing)} weight(s) of its {model_class.__name__}, "
             f"e.g. {', '.join(missing[:3])}."
         )
     return model
+
+
+def load_clip(name_or_path: str, *, revision: str | None = None) -> tuple[transformers.CLIPModel, Any]:
+    """A whole CLIP (vision and text towers, projections) and its tokenizer, from a Hub id or a local folder."""
+    config = transformers.AutoConfig.from_pretrained(name_or_path, revision=revision)
+    if config.model_type != "clip":
+        raise UnsupportedBackboneError(
+            f"'{name_or_path}' is a '{config.model_type}' model; CLIP classification needs a vision-language CLIP "
+            "checkpoint (model_type 'clip', with a text tower and a tokenizer)."
+        )
+    model = _load_checked(transformers.CLIPModel, name_or_path, revision)
+    return model, transformers.AutoTokenizer.from_pretrained(name_or_path, revision=revision)
 
 
 def backbone_name(backbone: transformers.PreTrainedModel) -> str | None:

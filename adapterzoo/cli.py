@@ -19,13 +19,16 @@ RUN_OPTIONS = {
     "method": "method to attach (see `adapterzoo methods`)",
     "method_options": "the method's options, as KEY=VALUE pairs (YAML values) or, in a config file, a mapping",
     "adapter": "continue training a saved adapter (a folder or a Hub repo id) instead of --backbone/--method",
+    "task": "image-classification (a new head) or clip-classification (CLIP's text classifier); default: the method's",
+    "template": "prompt template of CLIP classification, e.g. 'a photo of a {}.'",
+    "protocol": "standard, or base-to-novel: train --shots per class on the base half, test both halves",
     "dataset": "training data: builtin:<shapes|colors|counts>, an image folder, or a Hub dataset id",
     "split": "training split (default: train)",
     "eval_dataset": "evaluation data (default: --dataset)",
     "eval_split": "evaluation split; none: no evaluation (default: validation)",
     "image_column": "image column (default: found by type or name)",
     "label_column": "label column (default: found by type or name)",
-    "shots": "keep this many training examples per class, drawn with --seed (few-shot)",
+    "shots": "keep this many training examples per class, drawn with --seed (few-shot; base-to-novel: 16)",
     "class_split": "train and evaluate on the 'base' or 'novel' half of the classes",
 }
 
@@ -109,6 +112,8 @@ def _prepare_data(run: dict[str, Any], seed: int):
     if str(eval_split).lower() != "none":
         eval_data = load_image_dataset(run.get("eval_dataset", run["dataset"]), eval_split)
     columns = find_columns(train_data, run.get("image_column"), run.get("label_column"))
+    if run.get("protocol") == "base-to-novel":
+        return train_data, eval_data, columns  # the protocol splits and subsamples itself
     if run.get("class_split"):
         train_data = class_split(train_data, run["class_split"], label_column=columns.label)
         if eval_data is not None:
@@ -119,7 +124,7 @@ def _prepare_data(run: dict[str, Any], seed: int):
 
 
 def _train(args: argparse.Namespace) -> int:
-    from adapterzoo import AutoAdapter, train
+    from adapterzoo import AutoAdapter, base_to_novel, train
     from adapterzoo.data.loading import class_names
     from adapterzoo.training.config import TrainingConfig
 
@@ -134,17 +139,26 @@ def _train(args: argparse.Namespace) -> int:
         set_seed(seed)  # the adapter's and head's initialisation is part of the run
         labels = class_names(train_data, columns)
         options = run.get("method_options") or {}
-        model = AutoAdapter.from_backbone(run["backbone"], method=run["method"], labels=labels, **options)
+        task = {"task": run.get("task"), "template": run.get("template")}
+        model = AutoAdapter.from_backbone(run["backbone"], method=run["method"], labels=labels, **task, **options)
     else:
         raise SystemExit("adapterzoo: give --backbone and --method, or --adapter")
-    result = train(model, train_data, eval_data, image_column=columns.image, label_column=columns.label, **training)
-    summary = {
-        "metrics": result.metrics,
-        "best_metric": result.best_metric,
-        "steps": result.steps,
-        "final_dir": str(result.final_dir),
-        "best_dir": str(result.best_dir) if result.best_dir else None,
-    }
+    data_columns = {"image_column": columns.image, "label_column": columns.label}
+    if run.get("protocol") == "base-to-novel":
+        if eval_data is None:
+            raise SystemExit("adapterzoo: the base-to-novel protocol needs an evaluation split (--eval-split)")
+        shots = int(run["shots"]) if run.get("shots") else 16
+        result = base_to_novel(model, train_data, eval_data, shots=shots, **data_columns, **training)
+        summary = {key: value for key, value in vars(result).items() if key != "training"}
+    else:
+        result = train(model, train_data, eval_data, **data_columns, **training)
+        summary = {
+            "metrics": result.metrics,
+            "best_metric": result.best_metric,
+            "steps": result.steps,
+            "final_dir": str(result.final_dir),
+            "best_dir": str(result.best_dir) if result.best_dir else None,
+        }
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -152,15 +166,17 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from adapterzoo import AutoAdapter, evaluate
     from adapterzoo.data.loading import class_split, load_image_dataset
+    from adapterzoo.training import evaluate_base_to_novel
 
     model = AutoAdapter.from_pretrained(args.adapter, revision=args.revision)
     dataset = load_image_dataset(args.dataset, args.split)
-    if args.class_split:
-        dataset = class_split(dataset, args.class_split, label_column=args.label_column or "label")
-    metrics = evaluate(
-        model, dataset, metrics=args.metrics, batch_size=args.batch_size,
-        image_column=args.image_column, label_column=args.label_column,
-    )  # fmt: skip
+    columns = {"image_column": args.image_column, "label_column": args.label_column}
+    if args.protocol == "base-to-novel":
+        metrics = evaluate_base_to_novel(model, dataset, batch_size=args.batch_size, **columns)
+    else:
+        if args.class_split:
+            dataset = class_split(dataset, args.class_split, label_column=args.label_column or "label")
+        metrics = evaluate(model, dataset, metrics=args.metrics, batch_size=args.batch_size, **columns)
     text = json.dumps(metrics, indent=2)
     if args.output:
         Path(args.output).write_text(text + "\n")
@@ -213,6 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
             run_group.add_argument(flag, type=int, help=help_text)
         elif name == "class_split":
             run_group.add_argument(flag, choices=("base", "novel"), help=help_text)
+        elif name == "protocol":
+            run_group.add_argument(flag, choices=("standard", "base-to-novel"), help=help_text)
         else:
             run_group.add_argument(flag, help=help_text)
     _add_training_flags(train)
@@ -231,6 +249,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--image-column", help="image column (default: found by type or name)")
     evaluate.add_argument("--label-column", help="label column (default: found by type or name)")
     evaluate.add_argument("--class-split", choices=("base", "novel"), help="evaluate on one half of the classes")
+    evaluate.add_argument(
+        "--protocol",
+        choices=("standard", "base-to-novel"),
+        default="standard",
+        help="base-to-novel: accuracy on each half of the classes (a CLIP classifier switched to it) and their "
+        "harmonic mean",
+    )
     evaluate.add_argument("--output", help="also write the metrics to this JSON file")
     evaluate.set_defaults(run=_evaluate)
 

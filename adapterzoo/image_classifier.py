@@ -53,6 +53,10 @@ class ImageClassifier(nn.Module):
         # PEFT records this as the adapter's base_model_name_or_path.
         self.name_or_path = backbone_name(backbone)
 
+    def settings(self) -> dict:
+        """What `adapterzoo_config.json` records to rebuild this task model (its head)."""
+        return self.classifier.settings()
+
     @property
     def id2label(self) -> dict[int, str]:
         return dict(enumerate(self.labels))

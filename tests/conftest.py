@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from adapterzoo import registry
 from adapterzoo.testing import save_tiny_backbone
 
 
@@ -22,6 +24,21 @@ def vit_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def clip_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_backbone(tmp_path_factory.mktemp("clip"), "clip")
+
+
+@pytest.fixture
+def uninstalled(monkeypatch: pytest.MonkeyPatch):
+    """Hide an installed distribution's methods from the registry, as on a machine where it is not installed."""
+
+    def uninstall(distribution: str) -> None:
+        visible = importlib.metadata.entry_points
+
+        def entry_points(**selection):
+            return [ep for ep in visible(**selection) if ep.dist is None or ep.dist.name != distribution]
+
+        monkeypatch.setattr(registry, "entry_points", entry_points)
+
+    return uninstall
 
 
 @pytest.fixture

@@ -34,3 +34,18 @@ def test_dvpt_grading_compares_three_methods(tmp_path: Path) -> None:
     table = result.stdout.split("method")[-1].splitlines()[1:]
     assert [row.split()[0] for row in table] == ["dvpt", "linear-probe", "full"]
     assert all(-1 <= float(row.split()[-1]) <= 1 for row in table)
+
+
+def test_maple_base_to_novel_compares_three_methods(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "maple_base_to_novel.py"), "--output", str(tmp_path), "--epochs", "1",
+         "--shots", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "novel: star, ring, diamond, hexagon" in result.stdout
+    table = result.stdout.split("HM")[-1].splitlines()[1:]
+    assert [row.split()[0] for row in table] == ["zero-shot", "coop", "maple"]
+    assert [row.split()[1] for row in table][:2] == ["0", "1,024"]  # CoOp: 16 context vectors of width 64

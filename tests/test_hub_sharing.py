@@ -128,7 +128,10 @@ def test_a_repo_with_only_pickle_weights_is_refused(hub: EmbeddedHub, backbone_r
         AutoAdapter.from_pretrained("me/pickled")
 
 
-def test_a_missing_plugin_names_the_package_to_install(hub: EmbeddedHub, backbone_repo: str, tmp_path: Path) -> None:
+def test_a_missing_plugin_names_the_package_to_install(
+    hub: EmbeddedHub, backbone_repo: str, tmp_path: Path, uninstalled
+) -> None:
+    uninstalled("adapterzoo-maple")
     folder = trained_vpt(backbone_repo).save_pretrained(tmp_path / "adapter")
     record = json.loads((folder / "adapterzoo_config.json").read_text())
     record.update(method="maple", distribution="adapterzoo-maple")

@@ -110,7 +110,8 @@ def test_two_distributions_claiming_one_name_is_an_error_naming_both(install) ->
     assert "vpt" not in names and "lora" in names
 
 
-def test_a_missing_first_party_method_names_its_pip_package_and_what_is_installed() -> None:
+def test_a_missing_first_party_method_names_its_pip_package_and_what_is_installed(uninstalled) -> None:
+    uninstalled("adapterzoo-maple")
     with pytest.raises(MethodNotFoundError) as error:
         adapterzoo.get_method("maple")
     message = str(error.value)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import datasets
@@ -117,6 +118,21 @@ def class_split(dataset: datasets.Dataset, half: str, *, label_column: str = "la
         raise DatasetError("A class split needs a ClassLabel column, so that each half keeps its class names.")
     cut = math.ceil(feature.num_classes / 2)
     kept = list(range(cut)) if half == "base" else list(range(cut, feature.num_classes))
-    subset = dataset.filter(lambda label: label in kept, input_columns=label_column)
-    subset = subset.map(lambda label: {label_column: kept.index(label)}, input_columns=label_column)
-    return subset.cast_column(label_column, datasets.ClassLabel(names=[feature.names[i] for i in kept]))
+    labels = np.asarray(dataset[label_column])
+    subset = dataset.select(np.flatnonzero(np.isin(labels, kept)).tolist())
+    relabelled = [kept.index(label) for label in subset[label_column]]
+    classes = datasets.ClassLabel(names=[feature.names[i] for i in kept])
+    with _quiet():
+        return subset.remove_columns(label_column).add_column(label_column, relabelled, feature=classes)
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Without `datasets`' progress bars, for quick in-memory steps that would print one each."""
+    was_disabled = datasets.utils.are_progress_bars_disabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if not was_disabled:
+            datasets.enable_progress_bars()

@@ -1,5 +1,5 @@
-"""The baselines every comparison needs, as methods that go through the same trainer: a linear probe and full
-fine-tuning. Both wrap no module; PEFT trains and saves what they name in ``modules_to_save``."""
+"""The baselines every comparison needs, as methods that go through the same trainer and files: a linear probe, full
+fine-tuning, and zero-shot CLIP. None wraps a module; PEFT trains and saves what they name in ``modules_to_save``."""
 
 from __future__ import annotations
 
@@ -35,6 +35,16 @@ class FullFineTuningConfig(TowerTunerConfig):
         return "full fine-tuning trains the backbone, so its features change while training"
 
 
+@dataclass
+class ZeroShotConfig(TowerTunerConfig):
+    """Nothing to train: CLIP classifies with the class names filled into its prompt template."""
+
+    method_name: ClassVar[str] = "zero-shot"
+
+    def feature_cache_blocker(self) -> str | None:
+        return None
+
+
 class _NoLayersTuner(TowerTuner):
     """A tuner that injects nothing: its training happens in ``modules_to_save``."""
 
@@ -55,6 +65,10 @@ class FullFineTuningModel(_NoLayersTuner):
     prefix = "full_"
 
 
+class ZeroShotModel(_NoLayersTuner):
+    prefix = "zero_shot_"
+
+
 LINEAR_PROBE = Method(
     name="linear-probe",
     config="adapterzoo.methods.baselines:LinearProbeConfig",
@@ -70,4 +84,12 @@ FULL = Method(
     tasks=("image-classification",),
     summary="Full fine-tuning: every backbone weight and the head train (a trained copy of the backbone is saved).",
     recipe={"optimizer": "adamw", "lr": 1e-4, "weight_decay": 0.05, "scheduler": "cosine", "warmup_ratio": 0.1},
+)
+ZERO_SHOT = Method(
+    name="zero-shot",
+    config="adapterzoo.methods.baselines:ZeroShotConfig",
+    tuner="adapterzoo.methods.baselines:ZeroShotModel",
+    tasks=("clip-classification",),
+    summary="Zero-shot CLIP: the class names in a prompt template, nothing trained (prompt learning's baseline).",
+    backbones=("clip",),
 )

@@ -1,18 +1,18 @@
 """Test helpers for adapterzoo and its plugins: tiny backbones made offline, and the method conformance suite.
 
-`MethodConformance` needs pytest; it is imported on first use, so the tiny backbones work without it.
+The conformance classes need pytest; they are imported on first use, so the tiny backbones work without it.
 """
 
 from typing import Any
 
 from adapterzoo.testing.backbones import TINY_SIZES, save_tiny_backbone, tiny_backbone
 
-__all__ = ["TINY_SIZES", "MethodConformance", "save_tiny_backbone", "tiny_backbone"]
+__all__ = ["TINY_SIZES", "CLIPMethodConformance", "MethodConformance", "save_tiny_backbone", "tiny_backbone"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "MethodConformance":
-        from adapterzoo.testing.conformance import MethodConformance
+    if name in ("MethodConformance", "CLIPMethodConformance"):
+        from adapterzoo.testing import conformance
 
-        return MethodConformance
+        return getattr(conformance, name)
     raise AttributeError(f"module 'adapterzoo.testing' has no attribute '{name}'")

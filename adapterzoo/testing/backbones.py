@@ -8,6 +8,8 @@ from typing import Any
 import torch
 import transformers
 
+from adapterzoo.data.tokenizer import builtin_clip_tokenizer
+
 TINY_SIZES: dict[str, Any] = {
     "hidden_size": 32,
     "num_hidden_layers": 3,
@@ -29,18 +31,22 @@ def tiny_backbone(kind: str = "vit", *, seed: int = 0, **overrides: Any) -> tran
     if kind == "clip_vision_model":
         return transformers.CLIPVisionModel(transformers.CLIPVisionConfig(**sizes))
     if kind == "clip":
+        tokenizer = builtin_clip_tokenizer()
         text = {k: v for k, v in sizes.items() if k not in ("image_size", "patch_size")}
-        config = transformers.CLIPConfig(
-            text_config={**text, "vocab_size": 64, "max_position_embeddings": 16, "bos_token_id": 0, "eos_token_id": 1},
-            vision_config=sizes,
-            projection_dim=16,
+        text.update(
+            vocab_size=len(tokenizer),
+            max_position_embeddings=32,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
         )
+        config = transformers.CLIPConfig(text_config=text, vision_config=sizes, projection_dim=16)
         return transformers.CLIPModel(config)
     raise ValueError(f"Unknown tiny backbone kind '{kind}'; choose one of {', '.join(KINDS)}.")
 
 
 def save_tiny_backbone(folder: str | Path, kind: str = "vit", *, seed: int = 0, **overrides: Any) -> Path:
-    """Save a tiny backbone and its image processor to ``folder``, as a Hub checkpoint folder would hold them."""
+    """Save a tiny backbone and its image processor (and a CLIP's tokenizer) to ``folder``, as on the Hub."""
     folder = Path(folder)
     model = tiny_backbone(kind, seed=seed, **overrides)
     model.save_pretrained(folder)
@@ -49,5 +55,7 @@ def save_tiny_backbone(folder: str | Path, kind: str = "vit", *, seed: int = 0, 
         processor = transformers.ViTImageProcessor(size={"height": size, "width": size})
     else:
         processor = transformers.CLIPImageProcessor(size={"shortest_edge": size}, crop_size=size)
+    if kind == "clip":
+        processor = transformers.CLIPProcessor(image_processor=processor, tokenizer=builtin_clip_tokenizer())
     processor.save_pretrained(folder)
     return folder

@@ -85,6 +85,20 @@ def evaluation_loader(model, dataset: datasets.Dataset, batch_size: int, image_c
     return DataLoader(examples, batch_size=batch_size, collate_fn=Collate(model.image_processor))
 
 
+def predict_dataset(
+    model: torch.nn.Module,
+    dataset: datasets.Dataset,
+    *,
+    batch_size: int = 64,
+    image_column: str | None = None,
+    label_column: str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The logits and label ids of every example of ``dataset``, gathered from all processes."""
+    accelerator = Accelerator(cpu=not torch.accelerator.is_available())
+    loader = accelerator.prepare(evaluation_loader(model, dataset, batch_size, image_column, label_column))
+    return gather_logits(model.to(accelerator.device), loader, accelerator)
+
+
 def evaluate(
     model: torch.nn.Module,
     dataset: datasets.Dataset | str,
@@ -97,7 +111,5 @@ def evaluate(
 ) -> dict[str, float]:
     """Evaluate an `AdapterModel` on a dataset (a `datasets.Dataset` or a source `load_image_dataset` accepts)."""
     dataset = load_image_dataset(dataset, split)
-    accelerator = Accelerator(cpu=not torch.accelerator.is_available())
-    loader = accelerator.prepare(evaluation_loader(model, dataset, batch_size, image_column, label_column))
-    logits, labels = gather_logits(model.to(accelerator.device), loader, accelerator)
-    return compute_metrics(metrics, logits, labels)
+    options = {"batch_size": batch_size, "image_column": image_column, "label_column": label_column}
+    return compute_metrics(metrics, *predict_dataset(model, dataset, **options))

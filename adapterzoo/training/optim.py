@@ -19,11 +19,20 @@ def learning_rate(config: TrainingConfig, total_batch_size: int) -> float:
     raise ValueError("Set lr (or base_lr, scaled by the batch size); the method's recipe sets neither.")
 
 
-def build_optimizer(model: nn.Module, config: TrainingConfig, lr: float) -> torch.optim.Optimizer:
-    """An optimizer over the trainable parameters; biases and other 1-D parameters (norms) get no weight decay."""
+def trainable_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """The parameters that train, by name; an error that says why when there are none."""
     trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
     if not trainable:
-        raise ValueError("The model has no trainable parameters: was it loaded without is_trainable=True?")
+        raise ValueError(
+            "The model has no trainable parameters: its method trains nothing (zero-shot), or it was loaded without "
+            "is_trainable=True."
+        )
+    return trainable
+
+
+def build_optimizer(model: nn.Module, config: TrainingConfig, lr: float) -> torch.optim.Optimizer:
+    """An optimizer over the trainable parameters; biases and other 1-D parameters (norms) get no weight decay."""
+    trainable = trainable_parameters(model)
     groups = [
         {"params": [p for _, p in trainable if p.ndim >= 2], "weight_decay": config.weight_decay},
         {"params": [p for _, p in trainable if p.ndim < 2], "weight_decay": 0.0},

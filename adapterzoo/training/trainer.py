@@ -38,7 +38,7 @@ from adapterzoo.training.checkpoint import (
 from adapterzoo.training.config import TrainingConfig
 from adapterzoo.training.evaluation import check_metrics, compute_metrics, evaluation_loader, gather_logits
 from adapterzoo.training.logs import RunLogger
-from adapterzoo.training.optim import build_optimizer, build_scheduler, learning_rate
+from adapterzoo.training.optim import build_optimizer, build_scheduler, learning_rate, trainable_parameters
 
 
 @dataclass
@@ -80,6 +80,7 @@ def train(
     Datasets are checked before training starts: image and label columns, labels the model knows, non-empty splits.
     A Ctrl-C saves a checkpoint that ``resume_from="latest"`` continues from.
     """
+    trainable_parameters(model)
     config = TrainingConfig.resolve(model.method.recipe, options)
     check_metrics(config.metrics, config.metric_for_best if eval_dataset is not None else None)
     columns = find_columns(train_dataset, image_column, label_column)

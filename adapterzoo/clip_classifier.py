@@ -1,0 +1,116 @@
+"""`CLIPClassifier`: a CLIP model, class names and a prompt template; open-vocabulary classification.
+
+Logits are ``exp(logit_scale) · norm(image features) @ norm(class-text features)ᵀ``, the text features of the class
+names filled into the template (``"a photo of a {}."``), pooled at the end-of-text token and projected. Zero-shot CLIP
+is this model with no adapter; prompt learners (CoOp, MaPLe) attach to it and bring their own template.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import chain
+
+import torch
+import torch.nn.functional as F
+import transformers
+from torch import nn
+from transformers.modeling_outputs import ImageClassifierOutput
+
+from adapterzoo.backbones import backbone_name, describe_text_tower
+
+DEFAULT_TEMPLATE = "a photo of a {}."
+
+
+class CLIPClassifier(nn.Module):
+    """A CLIP model that classifies images among ``class_names``, which `set_classes` changes at any time.
+
+    Text features are computed once and cached while nothing on the text side trains or adapts; while a prompt
+    learner is active on the text tower they are recomputed at every forward pass.
+    """
+
+    task = "clip-classification"
+    head_module = None
+
+    def __init__(
+        self, clip: transformers.CLIPModel, tokenizer, class_names: Sequence[str], *, template: str = DEFAULT_TEMPLATE
+    ):
+        super().__init__()
+        if template.count("{}") != 1:
+            raise ValueError(f"A prompt template holds one '{{}}' for the class name, got '{template}'.")
+        self.clip = clip
+        self.tokenizer = tokenizer
+        self.template = template
+        self.text_parts = describe_text_tower(clip)
+        self._text_cache: dict[tuple, torch.Tensor] = {}
+        self.set_classes(class_names)
+        # PEFT records this as the adapter's base_model_name_or_path.
+        self.name_or_path = backbone_name(clip)
+
+    @property
+    def labels(self) -> list[str]:
+        return self.class_names
+
+    def set_classes(self, class_names: Sequence[str]) -> None:
+        """Classify among these classes from now on (open vocabulary: no retraining)."""
+        names = [str(name) for name in class_names]
+        if not names:
+            raise ValueError("A CLIPClassifier needs at least one class name.")
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"Class names must be unique; repeated: {', '.join(duplicates)}.")
+        self.class_names = names
+        self._text_cache.clear()
+
+    def settings(self) -> dict:
+        """What `adapterzoo_config.json` records to rebuild this classifier."""
+        return {"type": "clip", "template": self.template}
+
+    def prompt_template(self) -> tuple[str, bool]:
+        """The template in use, and whether an adapter on the text tower supplies it (CoOp's and MaPLe's contexts)."""
+        embedding = self.clip.get_submodule(self.text_parts.token_embedding)
+        supplied = getattr(embedding, "active_template", None)
+        template = supplied() if callable(supplied) else None
+        return (template, True) if template is not None else (self.template, False)
+
+    def prompt_ids(self, template: str) -> torch.Tensor:
+        """Token ids of the template filled with every class name, padded to one length (no attention mask needed:
+        the causal mask and end-of-text pooling make padding irrelevant)."""
+        ids = self.tokenizer([template.format(name) for name in self.class_names], padding=True, return_tensors="pt")
+        ids = ids["input_ids"]
+        if ids.shape[1] > self.text_parts.max_length:
+            raise ValueError(
+                f"Prompts of {ids.shape[1]} tokens exceed the text tower's {self.text_parts.max_length} positions."
+            )
+        return ids
+
+    def encode_text(self) -> torch.Tensor:
+        """Normalised text features of the current classes, (classes, dim)."""
+        template, adapted = self.prompt_template()
+        device = self.clip.logit_scale.device
+        text_side = chain(self.clip.text_model.parameters(), self.clip.text_projection.parameters())
+        text_trains = adapted or any(p.requires_grad for p in text_side)
+        key = (template, tuple(self.class_names), device)
+        if not text_trains and key in self._text_cache:
+            return self._text_cache[key]
+        ids = self.prompt_ids(template).to(device)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and text_trains):
+            features = F.normalize(self.clip.get_text_features(input_ids=ids).pooler_output, dim=-1)
+        if not text_trains:
+            self._text_cache[key] = features
+        return features
+
+    def encode(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Normalised image features, (batch, dim)."""
+        return F.normalize(self.clip.get_image_features(pixel_values=pixel_values).pooler_output, dim=-1)
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        features: torch.Tensor | None = None,
+    ) -> ImageClassifierOutput:
+        """Classify images, or precomputed image ``features`` (`encode`'s output) when the vision side is frozen."""
+        image = features if features is not None else self.encode(pixel_values)
+        logits = self.clip.logit_scale.exp() * image @ self.encode_text().T
+        loss = F.cross_entropy(logits, labels) if labels is not None else None
+        return ImageClassifierOutput(loss=loss, logits=logits)

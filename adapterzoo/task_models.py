@@ -1,0 +1,39 @@
+"""Building the task model a method attaches to: an `ImageClassifier` or a `CLIPClassifier`, from a backbone."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import transformers
+from torch import nn
+
+from adapterzoo.backbones import backbone_name, load_backbone, load_clip
+from adapterzoo.clip_classifier import DEFAULT_TEMPLATE, CLIPClassifier
+from adapterzoo.image_classifier import ImageClassifier
+
+TASKS = (ImageClassifier.task, CLIPClassifier.task)
+
+
+def build_task_model(
+    task: str,
+    backbone: str | transformers.PreTrainedModel,
+    labels: Sequence[str],
+    *,
+    revision: str | None = None,
+    settings: Mapping[str, Any] | None = None,
+) -> nn.Module:
+    """The task model for ``task`` on ``backbone`` (a Hub id, a folder, or a loaded model), with ``settings`` as a
+    task model's `settings()` records them (an image classifier's pooling, a CLIP classifier's template)."""
+    settings = settings or {}
+    if task == ImageClassifier.task:
+        model = load_backbone(backbone, revision=revision) if isinstance(backbone, str) else backbone
+        return ImageClassifier(model, labels, pooling=settings.get("pooling"))
+    if task == CLIPClassifier.task:
+        if isinstance(backbone, str):
+            clip, tokenizer = load_clip(backbone, revision=revision)
+        else:
+            clip = backbone
+            tokenizer = transformers.AutoTokenizer.from_pretrained(backbone_name(backbone), revision=revision)
+        return CLIPClassifier(clip, tokenizer, labels, template=settings.get("template") or DEFAULT_TEMPLATE)
+    raise ValueError(f"Unknown task '{task}'; adapterzoo serves: {', '.join(TASKS)}.")
