@@ -18,7 +18,7 @@ from accelerate import PartialState
 from adapterzoo import AutoAdapter, train
 from adapterzoo.data import builtin_dataset
 
-vit, output = sys.argv[1], sys.argv[2]
+vit, output, reports = sys.argv[1], sys.argv[2], sys.argv[3]
 four = {four!r}
 train_data = builtin_dataset("shapes", "train", num_per_class=4, classes=four)
 eval_data = builtin_dataset("shapes", "validation", num_per_class=3, classes=four).select(range(11))
@@ -26,7 +26,9 @@ torch.manual_seed(0)
 model = AutoAdapter.from_backbone(vit, method="lora", labels=four)
 result = train(model, train_data, eval_data, epochs=2, batch_size=2, save_steps=2, output_dir=output, progress=False)
 state = PartialState()
-print("RESULT " + json.dumps({{"rank": state.process_index, "world": state.num_processes, "metrics": result.metrics}}))
+report = {{"rank": state.process_index, "world": state.num_processes, "metrics": result.metrics}}
+with open(f"{{reports}}/rank-{{state.process_index}}.json", "w") as file:  # one file each: stdout lines interleave
+    json.dump(report, file)
 """
 
 
@@ -34,10 +36,10 @@ def test_two_processes_gather_every_example_once_and_only_the_main_one_writes(vi
     script = tmp_path / "train.py"
     script.write_text(textwrap.dedent(SCRIPT.format(four=FOUR)))
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]
-    command += [str(vit_path), str(tmp_path / "run")]
+    command += [str(vit_path), str(tmp_path / "run"), str(tmp_path)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    reports = [json.loads(line[len("RESULT ") :]) for line in result.stdout.splitlines() if line.startswith("RESULT ")]
+    reports = [json.loads(path.read_text()) for path in sorted(tmp_path.glob("rank-*.json"))]
     assert sorted(r["rank"] for r in reports) == [0, 1] and all(r["world"] == 2 for r in reports)
     assert all(r["metrics"]["num_examples"] == 11 for r in reports)
     eval_data = builtin_dataset("shapes", "validation", num_per_class=3, classes=FOUR).select(range(11))
