@@ -1,4 +1,5 @@
-"""Keep every test away from the user's Hugging Face cache, token and endpoint: each session gets its own HF_HOME."""
+"""Keep every test away from the user's Hugging Face cache, token and endpoint, and from the zoo's own local Hub:
+each session gets its own HF_HOME and ADAPTERZOO_HOME."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import tempfile
 
 HF_HOME = tempfile.mkdtemp(prefix="adapterzoo-tests-hf-home-")
 os.environ["HF_HOME"] = HF_HOME
+ADAPTERZOO_HOME = tempfile.mkdtemp(prefix="adapterzoo-tests-home-")
+os.environ["ADAPTERZOO_HOME"] = ADAPTERZOO_HOME
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 for variable in ("HF_TOKEN", "HF_ENDPOINT", "HF_HUB_OFFLINE", "HF_HUB_CACHE"):
     os.environ.pop(variable, None)
@@ -15,3 +18,4 @@ for variable in ("HF_TOKEN", "HF_ENDPOINT", "HF_HUB_OFFLINE", "HF_HUB_CACHE"):
 
 def pytest_sessionfinish(session, exitstatus) -> None:
     shutil.rmtree(HF_HOME, ignore_errors=True)
+    shutil.rmtree(ADAPTERZOO_HOME, ignore_errors=True)

@@ -375,4 +375,4 @@ def load_image_processor(backbone: transformers.PreTrainedModel, *, revision: st
         "Save the backbone's image processor beside it, or pass image_processor=, to silence this.",
         stacklevel=2,
     )
-    return transformers.ViTImageProcessor(size={"height": size, "width": size})
+    return transformers.ViTImageProcessorPil(size={"height": size, "width": size})

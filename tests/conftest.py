@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from adapterzoo import registry
+from adapterzoo.pretraining import local_hub, pretrained_backbone
 from adapterzoo.testing import save_tiny_backbone
 
 
@@ -24,6 +25,15 @@ def vit_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def clip_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_backbone(tmp_path_factory.mktemp("clip"), "clip")
+
+
+@pytest.fixture(scope="session")
+def zoo_hub_root() -> Path:
+    """The session's local Hub (under ADAPTERZOO_HOME), holding the quick pretrained ViT and CLIP, made once."""
+    with local_hub() as hub:
+        pretrained_backbone("vit", quick=True, progress=False)
+        pretrained_backbone("clip", quick=True, progress=False)
+    return hub.settings.root
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from adapterzoo import AutoAdapter, train
 from adapterzoo.data import builtin_dataset
 
 vit, output, reports = sys.argv[1], sys.argv[2], sys.argv[3]
+PartialState()  # a plain state made before training settles on one process on CPUs; train must still join the group
 four = {four!r}
 train_data = builtin_dataset("shapes", "train", num_per_class=4, classes=four)
 eval_data = builtin_dataset("shapes", "validation", num_per_class=3, classes=four).select(range(11))

@@ -52,9 +52,9 @@ def save_tiny_backbone(folder: str | Path, kind: str = "vit", *, seed: int = 0, 
     model.save_pretrained(folder)
     size = model.config.vision_config.image_size if kind == "clip" else model.config.image_size
     if kind == "vit":
-        processor = transformers.ViTImageProcessor(size={"height": size, "width": size})
+        processor = transformers.ViTImageProcessorPil(size={"height": size, "width": size})
     else:
-        processor = transformers.CLIPImageProcessor(size={"shortest_edge": size}, crop_size=size)
+        processor = transformers.CLIPImageProcessorPil(size={"shortest_edge": size}, crop_size=size)
     if kind == "clip":
         processor = transformers.CLIPProcessor(image_processor=processor, tokenizer=builtin_clip_tokenizer())
     processor.save_pretrained(folder)

@@ -8,6 +8,7 @@ metric) and the final one are saved as adapters; progress bars and logs come fro
 from __future__ import annotations
 
 import math
+import os
 import signal
 import threading
 import time
@@ -18,8 +19,8 @@ from typing import Any
 import datasets
 import torch
 from accelerate import Accelerator
-from accelerate.state import AcceleratorState
-from accelerate.utils import DataLoaderConfiguration, set_seed
+from accelerate.state import AcceleratorState, PartialState
+from accelerate.utils import DataLoaderConfiguration, DistributedType, set_seed
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
@@ -96,6 +97,17 @@ def train(
     return run.fit(train_dataset, columns, train_labels, eval_loader)
 
 
+def _launched_but_not_joined() -> bool:
+    """Whether a launcher started several processes but this one's Accelerate state was made single-process.
+
+    A plain ``PartialState()`` made before training, on a machine with no accelerator, settles on one process (it
+    joins the gloo group only with ``cpu=True``); training would then run alone in every process, so that state is
+    dropped and remade. A state that did join its group is kept.
+    """
+    made = PartialState._shared_state  # read without making one
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and made.get("distributed_type") == DistributedType.NO
+
+
 class _Run:
     """One training run."""
 
@@ -105,7 +117,7 @@ class _Run:
         self.use_cache = use_cache
         # Each run chooses its own precision and accumulation; Accelerate keeps them in a process-wide state that
         # refuses changes, so reset that state (not the distributed one) before making this run's Accelerator.
-        AcceleratorState._reset_state()
+        AcceleratorState._reset_state(reset_partial_state=_launched_but_not_joined())
         self.accelerator = Accelerator(
             # On a machine with no accelerator, cpu=True is what makes Accelerate join the gloo process group that
             # torchrun sets up; without it each process would train alone.
