@@ -257,7 +257,7 @@ class AutoAdapter:
         try:
             task_model = build_task_model(task, backbone, labels, revision=revision, settings=settings)
         except UnsupportedBackboneError as exc:
-            raise UnsupportedBackboneError(f"Method '{zoo_method.name}' ({task}): {exc}") from exc
+            raise UnsupportedBackboneError(f"Method '{zoo_method.name}' ({task}): {exc}", reason=exc.reason) from exc
         zoo_method.check_backbone(describe_backbone(task_model))
         if zoo_method.head_initializer is not None and task_model.head_module is not None:
             zoo_method.head_initializer(getattr(task_model, task_model.head_module))

@@ -29,15 +29,60 @@ class Architecture:
     model_types: tuple[str, ...]
     model_class: str
     load_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    # Tokens before the patch tokens: CLS (1), CLS and distillation (DeiT, 2), none (SigLIP, Swin); plus the
+    # config's count of register tokens, where ``register_tokens`` names that config field (DINOv2 with registers).
     num_prefix_tokens: int = 1
+    register_tokens: str | None = None
     # Whether the backbone's ``last_hidden_state`` has already passed the final norm (ViT) or not (CLIP, which
     # normalises only its pooled CLS token).
     sequence_is_normed: bool = True
+    # Where the norm sits when the backbone normalises only its pooled output (BEiT's mean pooling: ``pooler.layernorm``
+    # after the mean of the patch tokens, no per-token final norm); such a backbone pools the mean by default.
+    pooled_norm: str | None = None
+    # The child list of blocks inside each stage of a hierarchical backbone (Swin: ``blocks``), None for a flat one.
+    block_container: str | None = None
+    # Why tokens cannot be inserted into this architecture's sequence (VPT's, DVPT's prompts), None if they can.
+    insertion_blocker: str | None = None
 
 
 ARCHITECTURES: tuple[Architecture, ...] = (
     Architecture("vit", ("vit",), "ViTModel", {"add_pooling_layer": False}),
     Architecture("clip", ("clip", "clip_vision_model"), "CLIPVisionModel", sequence_is_normed=False),
+    Architecture("deit", ("deit",), "DeiTModel", {"add_pooling_layer": False}, num_prefix_tokens=2),
+    Architecture("dinov2", ("dinov2",), "Dinov2Model"),
+    Architecture(
+        "dinov2_with_registers",
+        ("dinov2_with_registers",),
+        "Dinov2WithRegistersModel",
+        register_tokens="num_register_tokens",
+    ),  # fmt: skip
+    # SigLIP's attention-pooling head is left out: heads here pool the tokens themselves (the mean, as transformers'
+    # SiglipForImageClassification does).
+    Architecture(
+        "siglip",
+        ("siglip", "siglip_vision_model"),
+        "SiglipVisionModel",
+        {"vision_use_head": False},
+        num_prefix_tokens=0,
+    ),  # fmt: skip
+    Architecture(
+        "beit",
+        ("beit",),
+        "BeitModel",
+        pooled_norm="pooler.layernorm",
+        insertion_blocker="inserted tokens have no entry in the learned relative position bias, sized to CLS and the "
+        "patch grid, that every attention adds",
+    ),  # fmt: skip
+    Architecture(
+        "swin",
+        ("swin",),
+        "SwinModel",
+        {"add_pooling_layer": False},
+        num_prefix_tokens=0,
+        block_container="blocks",
+        insertion_blocker="tokens attend within local windows of a patch grid that each stage merges into a smaller "
+        "one, with no global token sequence to insert tokens into",
+    ),  # fmt: skip
 )
 
 
@@ -73,10 +118,36 @@ class BackboneParts:
     patch_size: int
     num_channels: int
     sequence_is_normed: bool
+    default_pooling: str = "cls"
+    block_container: str | None = None
+    insertion_blocker: str | None = None
+    num_register_tokens: int = 0
+
+    @property
+    def num_class_tokens(self) -> int:
+        """The prefix tokens that summarise the image: CLS, and DeiT's distillation token; not DINOv2's registers."""
+        return self.num_prefix_tokens - self.num_register_tokens
 
     @property
     def layer_paths(self) -> list[str]:
+        """The encoder layers (a hierarchical backbone's stages)."""
         return [f"{self.layers}.{i}" for i in range(self.num_layers)]
+
+    @property
+    def is_hierarchical(self) -> bool:
+        """Whether the layers are stages of blocks over a shrinking token grid (Swin), not one token sequence."""
+        return self.block_container is not None
+
+    @property
+    def first_block(self) -> str:
+        """The first transformer block: the first layer, or the first block of a hierarchical backbone's first stage."""
+        return f"{self.layers}.0" + (f".{self.block_container}.0" if self.block_container else "")
+
+    @property
+    def block_pattern(self) -> str:
+        """A regex of every transformer block's path."""
+        stage = rf"{re.escape(self.layers)}\.\d+"
+        return stage + (rf"\.{re.escape(self.block_container)}\.\d+" if self.block_container else "")
 
 
 def _join(*parts: str) -> str:
@@ -152,8 +223,13 @@ def describe_backbone(model: nn.Module) -> BackboneParts:
                 final_norm = path
             elif not after_layers:
                 pre_norm = path
+    sequence_is_normed, pooling = arch.sequence_is_normed, "cls"
+    if final_norm is None and arch.pooled_norm and isinstance(modules.get(_join(root, arch.pooled_norm)), nn.LayerNorm):
+        final_norm, sequence_is_normed, pooling = _join(root, arch.pooled_norm), False, "mean"
     if final_norm is None:
         raise UnsupportedBackboneError(f"No final norm found after the encoder of the '{config.model_type}' backbone.")
+    registers = getattr(config, arch.register_tokens) if arch.register_tokens else 0
+    num_prefix_tokens = arch.num_prefix_tokens + registers
 
     patch_size = config.patch_size
     return BackboneParts(
@@ -166,10 +242,14 @@ def describe_backbone(model: nn.Module) -> BackboneParts:
         final_norm=_join(owner_path, final_norm),
         hidden_size=config.hidden_size,
         num_layers=config.num_hidden_layers,
-        num_prefix_tokens=arch.num_prefix_tokens,
+        num_prefix_tokens=num_prefix_tokens,
         patch_size=patch_size if isinstance(patch_size, int) else patch_size[0],
         num_channels=getattr(config, "num_channels", 3),
-        sequence_is_normed=arch.sequence_is_normed,
+        sequence_is_normed=sequence_is_normed,
+        default_pooling=pooling if num_prefix_tokens else "mean",
+        block_container=arch.block_container,
+        insertion_blocker=arch.insertion_blocker,
+        num_register_tokens=registers,
     )
 
 
@@ -243,8 +323,8 @@ LINEAR_ROLES: dict[str, tuple[str, ...]] = {
     "k": ("k_proj", "key"),
     "v": ("v_proj", "value"),
     "o": ("o_proj", "out_proj", "attention.output.dense"),
-    "fc1": ("fc1", "intermediate.dense"),
-    "fc2": ("fc2", "output.dense"),
+    "fc1": ("fc1", "intermediate.dense", "up_proj", "gate_proj", "weights_in"),  # the last three: SwiGLU MLPs
+    "fc2": ("fc2", "output.dense", "down_proj", "weights_out"),
 }
 
 
@@ -272,7 +352,7 @@ MLP_NORMS = ("layernorm_after", "layer_norm2", "norm2", "ln_2")
 def mlp_block(model: nn.Module) -> tuple[str, str]:
     """Local names, inside each encoder layer, of the MLP and of the norm applied right before it."""
     parts = describe_backbone(model)
-    layer = model.get_submodule(f"{parts.layers}.0")
+    layer = model.get_submodule(parts.first_block)
     children = dict(layer.named_children())
     with_fc1 = [
         name for name, child in children.items() if any(role_of(f"{name}.{p}") == "fc1" for p in _linear_layers(child))
@@ -290,10 +370,10 @@ def is_role_list(value: Any) -> bool:
 
 
 def resolve_linear_roles(model: nn.Module, roles: Iterable[str]) -> str:
-    """A PEFT ``target_modules`` regex matching the linear layers with these roles in every encoder layer."""
+    """A PEFT ``target_modules`` regex matching the linear layers with these roles in every transformer block."""
     roles = list(roles)
     parts = describe_backbone(model)
-    linears = _linear_layers(model.get_submodule(f"{parts.layers}.0"))
+    linears = _linear_layers(model.get_submodule(parts.first_block))
     found = {role: [path for path in linears if role_of(path) == role] for role in roles}
     missing = [role for role, paths in found.items() if not paths]
     if missing:
@@ -302,7 +382,7 @@ def resolve_linear_roles(model: nn.Module, roles: Iterable[str]) -> str:
             f"The '{parts.architecture}' backbone has no linear layer for role(s) {missing}; it has: {present}."
         )
     local = sorted(path for paths in found.values() for path in paths)
-    return rf"{re.escape(parts.layers)}\.\d+\.(?:{'|'.join(re.escape(p) for p in local)})"
+    return rf"{parts.block_pattern}\.(?:{'|'.join(re.escape(p) for p in local)})"
 
 
 def load_backbone(name_or_path: str, *, revision: str | None = None, **kwargs: Any) -> transformers.PreTrainedModel:
@@ -338,10 +418,8 @@ def load_clip(name_or_path: str, *, revision: str | None = None) -> tuple[transf
     """A whole CLIP (vision and text towers, projections) and its tokenizer, from a Hub id or a local folder."""
     config = transformers.AutoConfig.from_pretrained(name_or_path, revision=revision)
     if config.model_type != "clip":
-        raise UnsupportedBackboneError(
-            f"'{name_or_path}' is a '{config.model_type}' model; CLIP classification needs a vision-language CLIP "
-            "checkpoint (model_type 'clip', with a text tower and a tokenizer)."
-        )
+        needs = "CLIP classification needs a vision-language CLIP (model_type 'clip': a text tower and a tokenizer)"
+        raise UnsupportedBackboneError(f"'{name_or_path}' is a '{config.model_type}' model; {needs}.", reason=needs)
     model = _load_checked(transformers.CLIPModel, name_or_path, revision)
     return model, transformers.AutoTokenizer.from_pretrained(name_or_path, revision=revision)
 

@@ -20,7 +20,14 @@ class PluginLoadError(AdapterZooError):
 
 
 class UnsupportedBackboneError(AdapterZooError, ValueError):
-    """The backbone's architecture is not supported, or the method cannot serve it."""
+    """The backbone's architecture is not supported, or the method cannot serve it.
+
+    ``reason`` is the why alone, without the method and backbone the message names (the support matrix lists it).
+    """
+
+    def __init__(self, message: str, *, reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason or message
 
 
 class UnsupportedTaskError(AdapterZooError, ValueError):

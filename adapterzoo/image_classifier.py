@@ -47,7 +47,7 @@ class ImageClassifier(nn.Module):
         self.classifier = LinearHead(
             parts.hidden_size,
             len(labels),
-            pooling=pooling or ("cls" if parts.num_prefix_tokens else "mean"),
+            pooling=pooling or parts.default_pooling,
             num_prefix_tokens=parts.num_prefix_tokens,
         )
         # PEFT records this as the adapter's base_model_name_or_path.

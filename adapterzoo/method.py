@@ -44,9 +44,11 @@ class Method:
 
     ``config`` and ``tuner`` are ``"module:attribute"`` references, imported on first use, so that listing the
     installed methods imports only each plugin's small declaration module. ``backbones`` names the architectures it
-    serves (None: all), ``defaults`` option values that differ from the config's, ``head_init`` a function that
-    initialises a new head the paper's way, ``recipe`` the paper's training options (`TrainingConfig` fields), and
-    ``replaces_head`` whether its tuner replaces the task model's head (which is then not trained as it is).
+    serves (None: all), ``inserts_tokens`` whether it inserts tokens into the sequence (prompts: refused by the
+    architectures that cannot take them), ``defaults`` option values that differ from the config's, ``head_init`` a
+    function that initialises a new head the paper's way, ``recipe`` the paper's training options (`TrainingConfig`
+    fields), and ``replaces_head`` whether its tuner replaces the task model's head (which is then not trained as it
+    is).
     """
 
     name: str
@@ -56,6 +58,7 @@ class Method:
     summary: str
     api_version: int = PLUGIN_API_VERSION
     backbones: tuple[str, ...] | None = None
+    inserts_tokens: bool = False
     defaults: Mapping[str, Any] = field(default_factory=dict, hash=False)
     head_init: str | None = None
     recipe: Mapping[str, Any] = field(default_factory=dict, hash=False)
@@ -98,9 +101,17 @@ class Method:
 
     def check_backbone(self, parts: BackboneParts) -> None:
         if self.backbones is not None and parts.architecture not in self.backbones:
+            served = f"it serves: {', '.join(self.backbones)}"
             raise UnsupportedBackboneError(
                 f"Method '{self.name}' cannot serve the '{parts.architecture}' architecture "
-                f"(model_type '{parts.model_type}'); it serves: {', '.join(self.backbones)}."
+                f"(model_type '{parts.model_type}'); {served}.",
+                reason=served,
+            )
+        if self.inserts_tokens and parts.insertion_blocker:
+            raise UnsupportedBackboneError(
+                f"Method '{self.name}' inserts tokens into the token sequence, which the '{parts.architecture}' "
+                f"architecture cannot take: {parts.insertion_blocker}.",
+                reason=parts.insertion_blocker,
             )
 
     def make_config(self, task_model: nn.Module, head_module: str | None = None, **options: Any) -> PeftConfig:

@@ -7,7 +7,6 @@ and the encoder layers instead, which `TowerTuner` finds by structure, so a plug
 
 from __future__ import annotations
 
-import re
 from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -150,7 +149,7 @@ class TowerTuner(BaseTuner):
     def mlp_pattern(self, parts: BackboneParts) -> str:
         """A regex of every encoder layer's MLP and the norm before it (targets of `MLPInput` / `MLPBranchLayer`)."""
         norm, mlp = mlp_block(self.model)
-        return rf"{re.escape(parts.layers)}\.\d+\.(?:{norm}|{mlp})"
+        return rf"{parts.block_pattern}\.(?:{norm}|{mlp})"
 
     def _prepare_adapter_config(self, peft_config: PeftConfig, model_config: dict) -> PeftConfig:
         return peft_config

@@ -155,3 +155,56 @@ def test_a_whole_clip_model_is_refused_in_favour_of_its_vision_tower() -> None:
     with pytest.raises(UnsupportedBackboneError, match="Pass the vision tower.*'vision_model'"):
         ImageClassifier(tiny_backbone("clip"), ["a", "b"])
     assert ImageClassifier(tiny_backbone("clip").vision_model, ["a", "b"]).labels == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    "kind, prefix, classes, pooling, normed, final_norm",
+    [
+        ("deit", 2, 2, "cls", True, "layernorm"),
+        ("dinov2", 1, 1, "cls", True, "layernorm"),
+        ("dinov2_with_registers", 3, 1, "cls", True, "layernorm"),
+        ("siglip", 0, 0, "mean", True, "post_layernorm"),
+        ("beit", 1, 1, "mean", False, "pooler.layernorm"),
+        ("swin", 0, 0, "mean", True, "layernorm"),
+    ],
+)
+def test_each_architectures_prefix_tokens_norm_and_pooling_are_found(
+    kind: str, prefix: int, classes: int, pooling: str, normed: bool, final_norm: str
+) -> None:
+    backbone = tiny_backbone(kind)
+    backbone = backbone.vision_model if kind == "siglip" else backbone  # the tower of the whole SigLIP
+    parts = describe_backbone(backbone)
+    assert (parts.num_prefix_tokens, parts.num_class_tokens, parts.default_pooling) == (prefix, classes, pooling)
+    assert (parts.sequence_is_normed, parts.final_norm) == (normed, final_norm)
+    tokens = backbone.eval()(pixel_values=torch.randn(1, 3, 32, 32)).last_hidden_state
+    patches = 16 if kind == "swin" else (32 // 8) ** 2  # Swin: 8x8 patches of 4 px, merged into 4x4 by stage 1
+    assert tokens.shape[1] == prefix + patches
+
+
+def test_swin_is_found_as_stages_of_blocks() -> None:
+    parts = describe_backbone(tiny_backbone("swin"))
+    assert parts.is_hierarchical and parts.layers == "encoder.layers" and parts.num_layers == 2
+    assert parts.first_block == "encoder.layers.0.blocks.0"
+    assert re.fullmatch(parts.block_pattern, "encoder.layers.1.blocks.1")
+    assert parts.hidden_size == 64  # the last stage's width
+
+
+def test_beit_normalises_each_token_with_its_pooler_norm_and_pools_the_mean() -> None:
+    """BEiT with use_mean_pooling (the released default) has no per-token final norm: heads get every token through
+    the pooler's norm, and the default head pools the mean patch token."""
+    backbone = tiny_backbone("beit").eval()
+    model = ImageClassifier(backbone, ["a", "b"])
+    pixel_values = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        tokens = model.encode(pixel_values)
+        normed = backbone.pooler.layernorm(backbone(pixel_values=pixel_values).last_hidden_state)
+        assert torch.equal(tokens, normed)
+        head = model.classifier
+        assert torch.allclose(model(pixel_values).logits, normed[:, 1:].mean(1) @ head.weight.T + head.bias)
+
+
+def test_siglip_loads_its_vision_tower_without_the_attention_pooling_head(tmp_path: Path) -> None:
+    path = save_tiny_backbone(tmp_path, "siglip")
+    assert json.loads((path / "config.json").read_text())["model_type"] == "siglip"  # a whole SigLIP checkpoint
+    tower = load_backbone(str(path))
+    assert isinstance(tower, transformers.SiglipVisionModel) and not hasattr(tower, "head")

@@ -9,7 +9,7 @@ import torch
 from peft.tuners.tuners_utils import BaseTunerLayer
 
 from adapterzoo import AutoAdapter
-from adapterzoo.testing import MethodConformance
+from adapterzoo.testing import VISION_KINDS, CLIPMethodConformance, MethodConformance, save_tiny_backbone
 from adapterzoo.testing.conformance import LABELS, images, perturb_trainable
 
 
@@ -109,3 +109,46 @@ def test_ia3_rescales_the_mlp_output_layer_input(vit_path: Path) -> None:
     assert sorted({type(m).__name__ for m in layers}) == ["Linear"]
     feedforward = [n for n, m in model.named_modules() if isinstance(m, BaseTunerLayer) and m.is_feedforward]
     assert len(feedforward) == 3 and all(n.endswith("mlp.fc2") for n in feedforward)
+
+
+LORA_DEFAULT_TARGETS = {
+    "vit": "layers.{i}.attention.{x}_proj",
+    "clip": "encoder.layers.{i}.self_attn.{x}_proj",
+    "deit": "layers.{i}.attention.{x}_proj",
+    "dinov2": "encoder.layer.{i}.attention.{x}_proj",
+    "dinov2_with_registers": "encoder.layer.{i}.attention.{x}_proj",
+    "siglip": "encoder.layers.{i}.self_attn.{x}_proj",
+    "beit": "layers.{i}.attention.{x}_proj",
+    "swin": "encoder.layers.{stage}.blocks.{i}.attention.{x}_proj",
+}
+
+
+@pytest.mark.parametrize("kind", VISION_KINDS)
+def test_lora_defaults_to_attention_q_and_v_in_every_block_of_every_architecture(kind: str, tmp_path: Path) -> None:
+    model = AutoAdapter.from_backbone(str(save_tiny_backbone(tmp_path, kind)), method="lora", labels=LABELS)
+    targeted = sorted(model.peft_model.base_model.targeted_module_names)
+    pattern = "backbone." + LORA_DEFAULT_TARGETS[kind]
+    swin_blocks = [{"stage": stage, "i": i} for stage in range(2) for i in range(2)]
+    blocks = swin_blocks if kind == "swin" else [{"i": i} for i in range(3)]
+    assert targeted == sorted(pattern.format(**block, x=x) for block in blocks for x in "qv")
+
+
+class TestLoRAOnCLIPClassification(CLIPMethodConformance):
+    method = "lora"
+
+
+def test_lora_on_a_clip_classifier_adapts_the_vision_tower_unless_asked(clip_path: Path) -> None:
+    vision_only = AutoAdapter.from_backbone(str(clip_path), method="lora", labels=LABELS, task="clip-classification")
+    targeted = vision_only.peft_model.base_model.targeted_module_names
+    assert len(targeted) == 6 and all(name.startswith("clip.vision_model.") for name in targeted)
+    text = r"clip\.text_model\.encoder\.layers\.\d+\.self_attn\.(q_proj|v_proj)"
+    both = AutoAdapter.from_backbone(
+        str(clip_path), method="lora", labels=LABELS, task="clip-classification", target_modules=text
+    )
+    assert all(name.startswith("clip.text_model.") for name in both.peft_model.base_model.targeted_module_names)
+    perturb_trainable(both, seed=2)
+    with torch.no_grad():
+        adapted = both.eval()(images()).logits
+        with both.peft_model.disable_adapter():
+            plain = both(images()).logits  # the text features are recomputed, not served from a stale cache
+    assert not torch.allclose(adapted, plain)

@@ -21,7 +21,8 @@ def peft_tuner(name: str, peft_class: str, summary: str, defaults: dict[str, Any
         name=name,
         config=f"peft:{peft_class}Config",
         tuner=f"peft:{peft_class}Model",
-        tasks=("image-classification",),
+        # On a CLIP classifier the roles resolve in the vision tower; a regex of text-tower modules adapts that too.
+        tasks=("image-classification", "clip-classification"),
         summary=summary,
         defaults=defaults,
         recipe=RECIPE,

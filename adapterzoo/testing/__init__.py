@@ -5,9 +5,17 @@ The conformance classes need pytest; they are imported on first use, so the tiny
 
 from typing import Any
 
-from adapterzoo.testing.backbones import TINY_SIZES, save_tiny_backbone, tiny_backbone
+from adapterzoo.testing.backbones import KINDS, TINY_SIZES, VISION_KINDS, save_tiny_backbone, tiny_backbone
 
-__all__ = ["TINY_SIZES", "CLIPMethodConformance", "MethodConformance", "save_tiny_backbone", "tiny_backbone"]
+__all__ = [
+    "KINDS",
+    "TINY_SIZES",
+    "VISION_KINDS",
+    "CLIPMethodConformance",
+    "MethodConformance",
+    "save_tiny_backbone",
+    "tiny_backbone",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -11,7 +11,7 @@ METHOD = Method(
     tuner="adapterzoo_dvpt.model:DVPTModel",
     tasks=("image-classification",),
     summary="DVPT: prompts as dynamic queries over bottlenecked patch features, in parallel with each MLP, gated.",
-    backbones=("vit", "clip"),
+    inserts_tokens=True,
     replaces_head=True,
     # The released code (code/DVPT_vit_train.py): AdamW, lr 5e-4, weight decay 1e-4, 60 epochs with 5 of warmup and
     # cosine decay, gradient clipping at 1.0.

@@ -151,16 +151,17 @@ class DVPTMLP(MLPBranchLayer):
 
 
 class DVPTHead(DVPTLayer):
-    """Replaces the head: ``dvpt_head`` (a linear layer without bias) on the mean of the prompt and prefix tokens."""
+    """Replaces the head: ``dvpt_head`` (a linear layer without bias) on the mean of the prompt and class tokens (CLS;
+    DeiT's distillation token too; not DINOv2's registers, which follow them)."""
 
     adapter_layer_names = ("dvpt_head",)
     other_param_names = ("dvpt_pooled",)
 
     def __init__(self, base_layer: nn.Module, adapter_name: str, config: DVPTConfig, *, hidden_size: int,
-                 num_prefix_tokens: int):  # fmt: skip
+                 num_class_tokens: int):  # fmt: skip
         super().__init__(base_layer)
         self.hidden_size = hidden_size
-        self.num_prefix_tokens = num_prefix_tokens
+        self.num_class_tokens = num_class_tokens
         self.dvpt_head = nn.ModuleDict()
         self.dvpt_pooled: dict[str, int] = {}
         self.update_layer(adapter_name, config)
@@ -172,7 +173,7 @@ class DVPTHead(DVPTLayer):
         reference = self.base_layer.weight
         head = nn.Linear(self.hidden_size, self.base_layer.out_features, bias=False)
         self.dvpt_head[adapter_name] = head.to(device=reference.device, dtype=reference.dtype)
-        self.dvpt_pooled[adapter_name] = config.num_prompts + self.num_prefix_tokens
+        self.dvpt_pooled[adapter_name] = config.num_prompts + self.num_class_tokens
         self.set_adapter(self.active_adapters)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:

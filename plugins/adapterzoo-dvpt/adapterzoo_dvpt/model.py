@@ -39,7 +39,7 @@ class DVPTModel(TowerTuner):
             return DVPTEmbeddings(target, adapter_name, config, parts)
         if key == ImageClassifier.head_module:
             return DVPTHead(
-                target, adapter_name, config, hidden_size=parts.hidden_size, num_prefix_tokens=parts.num_prefix_tokens
+                target, adapter_name, config, hidden_size=parts.hidden_size, num_class_tokens=parts.num_class_tokens
             )
         if name in MLP_NORMS:
             return MLPInput(target, adapter_name)

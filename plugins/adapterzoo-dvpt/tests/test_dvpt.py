@@ -13,10 +13,10 @@ import transformers
 from peft import get_peft_model
 
 from adapterzoo import AutoAdapter, ImageClassifier, get_method, train
-from adapterzoo.backbones import load_backbone
+from adapterzoo.backbones import describe_backbone, load_backbone
 from adapterzoo.data import builtin_dataset
-from adapterzoo.testing import MethodConformance, save_tiny_backbone
-from adapterzoo.testing.conformance import LABELS, images, perturb_trainable
+from adapterzoo.testing import VISION_KINDS, MethodConformance, save_tiny_backbone
+from adapterzoo.testing.conformance import LABELS, images, perturb_trainable, serves
 
 SMALL = {"num_prompts": 3, "bottleneck": 5}
 ALTERNATIVES = {
@@ -43,7 +43,7 @@ class TestDVPTAlternatives(MethodConformance):
     options = {**SMALL, **ALTERNATIVES}
 
 
-@pytest.fixture(scope="module", params=["vit", "clip"])
+@pytest.fixture(scope="module", params=[kind for kind in VISION_KINDS if serves("dvpt", kind)])
 def backbone_path(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_backbone(tmp_path_factory.mktemp(request.param), request.param)
 
@@ -68,10 +68,14 @@ def test_parameter_counts_on_vit_b16(share_every: int, modules: int) -> None:
     assert sum(counts.values()) == {4: 202_836, 12: 454_908}[modules] + 768 * 5
 
 
-def _layers(backbone):
-    if isinstance(backbone, transformers.CLIPVisionModel):
-        return backbone.encoder.layers, "layer_norm1", "self_attn", "layer_norm2", backbone.post_layernorm
-    return backbone.layers, "layernorm_before", "attention", "layernorm_after", backbone.layernorm
+def _child(layer: torch.nn.Module, *names: str) -> torch.nn.Module:
+    """The first of ``names`` that ``layer`` has (each architecture names its norms and attention its own way)."""
+    return next(getattr(layer, name) for name in names if hasattr(layer, name))
+
+
+def _scale(layer: torch.nn.Module, name: str):
+    """DINOv2's layer scale, or the identity for layers without one."""
+    return getattr(layer, name) if hasattr(layer, name) else (lambda t: t)
 
 
 def formula_logits(model, backbone, pixel_values: torch.Tensor, options: dict, with_modules: bool = True):
@@ -80,15 +84,17 @@ def formula_logits(model, backbone, pixel_values: torch.Tensor, options: dict, w
     prompts = embeddings.dvpt_prompts["default"] + embeddings.dvpt_positions["default"]
     modules = embeddings.dvpt_modules["default"]
     head = model.task_model.classifier.dvpt_head["default"]
-    m, share = prompts.shape[1], options.get("share_every", 3)
+    parts = describe_backbone(backbone)
+    k, m, share = parts.num_prefix_tokens, prompts.shape[1], options.get("share_every", 3)
     act = (lambda t: t * torch.sigmoid(1.702 * t)) if options.get("activation") == "quick_gelu" else F.gelu
     x = torch.cat([prompts.expand(pixel_values.shape[0], -1, -1), backbone.embeddings(pixel_values)], dim=1)
-    if isinstance(backbone, transformers.CLIPVisionModel):
-        x = backbone.pre_layrnorm(x)
-    layers, norm1, attention, norm2, final_norm = _layers(backbone)
-    for index, layer in enumerate(layers):
-        x = x + getattr(layer, attention)(getattr(layer, norm1)(x))[0]
-        out = layer.mlp(getattr(layer, norm2)(x))
+    if parts.pre_norm:
+        x = backbone.get_submodule(parts.pre_norm)(x)
+    for index, layer in enumerate(backbone.get_submodule(parts.layers)):
+        normed = _child(layer, "layernorm_before", "layer_norm1", "norm1")(x)
+        attention = _child(layer, "attention", "self_attn")(normed)
+        x = x + _scale(layer, "layer_scale1")(attention[0] if isinstance(attention, tuple) else attention)
+        out = layer.mlp(_child(layer, "layernorm_after", "layer_norm2", "norm2")(x))
         if with_modules:
             module = modules[index // share]
             h = act(x @ module.down.weight.T + module.down.bias)
@@ -97,15 +103,18 @@ def formula_logits(model, backbone, pixel_values: torch.Tensor, options: dict, w
                 if options.get("queries") == "static"
                 else h[:, :m]
             )
-            kv = h[:, m:] if options.get("keys_include_cls") else h[:, m + 1 :]
+            kv = h[:, m:] if options.get("keys_include_cls") else h[:, m + k :]
             scale = (x.shape[-1] if options.get("scale", "d") == "d" else h.shape[-1]) ** -0.5
             o = torch.softmax(q @ kv.transpose(1, 2) * scale, dim=-1) @ kv
             delta = module.gate * (torch.cat([o, h[:, m:]], dim=1) @ module.up.weight.T + module.up.bias)
             if options.get("output_tokens") == "prompts":
                 delta[:, m:] = 0
-            out = out + delta
+            out = _scale(layer, "layer_scale2")(out) + delta
+        else:
+            out = _scale(layer, "layer_scale2")(out)
         x = x + out
-    return final_norm(x)[:, : m + 1].mean(dim=1) @ head.weight.T
+    pooled = backbone.get_submodule(parts.final_norm)(x)[:, : m + parts.num_class_tokens].mean(dim=1)
+    return pooled @ head.weight.T
 
 
 @pytest.mark.parametrize("options", [{}, {"share_every": 1}, ALTERNATIVES], ids=["shared", "unshared", "alternatives"])

@@ -11,7 +11,6 @@ METHOD = Method(
     tuner="adapterzoo_moment_probing.model:MomentProbingModel",
     tasks=("image-classification",),
     summary="Moment Probing: a head on the CLS token and cross-covariances of patch tokens; MP+ adds PSRP per block.",
-    backbones=("vit", "clip"),
     replaces_head=True,
     # The reference's ImageNet recipe (train_scripts/vit): AdamW, lr 1e-4, weight decay 0.05, 5 warmup epochs of 30,
     # cosine decay.

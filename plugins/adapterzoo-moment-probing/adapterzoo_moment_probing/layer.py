@@ -45,7 +45,8 @@ def _strided_side(size: int) -> int:
 
 
 class MomentProbing(nn.Module):
-    """The MP head. ``forward`` takes the final token sequence (CLS first) and returns class logits."""
+    """The MP head. ``forward`` takes the final token sequence (prefix tokens, CLS first, then patches) and returns
+    class logits."""
 
     def __init__(self, hidden_size: int, num_labels: int, num_prefix_tokens: int, config: MomentProbingConfig):
         super().__init__()
@@ -73,7 +74,9 @@ class MomentProbing(nn.Module):
         return a.transpose(1, 2) @ b / a.shape[1]
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        cls, patches = tokens[:, 0], tokens[:, self.num_prefix_tokens :]
+        patches = tokens[:, self.num_prefix_tokens :]
+        # The first-order statistic: CLS, or the mean token of a backbone without one (SigLIP, Swin).
+        cls = tokens[:, 0] if self.num_prefix_tokens else patches.mean(dim=1)
         z = self.proj(patches)
         batch, count, width = z.shape
         groups = z.reshape(batch, count, self.num_heads, width // self.num_heads).permute(2, 0, 1, 3)

@@ -7,6 +7,7 @@ import re
 from torch import nn
 
 from adapterzoo.backbones import MLP_NORMS, BackboneParts, describe_backbone
+from adapterzoo.errors import UnsupportedBackboneError
 from adapterzoo.image_classifier import ImageClassifier
 from adapterzoo.tuners import MLPInput, TowerTuner, WrappingLayer
 
@@ -21,6 +22,13 @@ class MomentProbingModel(TowerTuner):
     tuner_layer_cls = WrappingLayer
 
     def target_pattern(self, parts: BackboneParts, config: MomentProbingConfig) -> str:
+        if config.plus and parts.is_hierarchical:
+            why = "PSRP shares one down-projection across all blocks, whose width the stages of a hierarchy change"
+            raise UnsupportedBackboneError(
+                f"Method 'moment-probing' with plus=True (PSRP) cannot serve the '{parts.architecture}' architecture: "
+                f"{why}. Use plus=False (MP), which reads only the final tokens.",
+                reason=why,
+            )
         head = re.escape(ImageClassifier.head_module)
         return rf"(?:{head}|{self.mlp_pattern(parts)})" if config.plus else head
 

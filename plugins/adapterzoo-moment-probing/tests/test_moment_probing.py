@@ -12,10 +12,10 @@ import torch.nn.functional as F
 import transformers
 from peft import get_peft_model
 
-from adapterzoo import AutoAdapter, ImageClassifier, get_method, train
+from adapterzoo import AutoAdapter, ImageClassifier, UnsupportedBackboneError, get_method, train
 from adapterzoo.backbones import load_backbone
 from adapterzoo.data import builtin_dataset
-from adapterzoo.testing import MethodConformance, save_tiny_backbone
+from adapterzoo.testing import VISION_KINDS, MethodConformance, save_tiny_backbone
 from adapterzoo.testing.conformance import LABELS, images, perturb_trainable
 
 
@@ -27,6 +27,7 @@ class TestMomentProbing(MethodConformance):
 class TestMomentProbingPlus(MethodConformance):
     method = "moment-probing"
     options = {"hidden_dim": 32, "plus": True, "psrp_reduction": 4}
+    kinds = tuple(kind for kind in VISION_KINDS if kind != "swin")  # PSRP refuses hierarchical backbones
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +58,11 @@ def test_parameter_counts_on_vit_b16_with_1000_classes(plus: bool, expected: int
         assert counts["psrp"] == 12 * (768 * 16 * 3) == 442_368
 
 
-def formula_logits(mp, tokens: torch.Tensor, pairs, normalise: bool, per_channel: bool) -> torch.Tensor:
-    """METHODS.md's MP head, written out: CLS logits and cross-covariance logits, averaged."""
-    cls, patches = tokens[:, 0], tokens[:, 1:]
+def formula_logits(mp, tokens: torch.Tensor, pairs, normalise: bool, per_channel: bool, prefix: int = 1):
+    """METHODS.md's MP head, written out: CLS logits and cross-covariance logits of the patch tokens, averaged (the mean
+    patch token stands in for CLS on a backbone without one)."""
+    patches = tokens[:, prefix:]
+    cls = tokens[:, 0] if prefix else patches.mean(dim=1)
     z = patches @ mp.proj.weight.T + mp.proj.bias
     b, n, width = z.shape
     g = width // 4
@@ -103,6 +106,26 @@ def test_the_head_matches_the_formula(cross_type: str, pairs, normalise: bool, m
     tokens = torch.randn(3, 1 + 49, 24)
     expected = formula_logits(mp, tokens, pairs, normalise, mean_removal == "channel")
     assert torch.allclose(mp(tokens), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("prefix", [0, 2, 3], ids=["no CLS (SigLIP, Swin)", "CLS + distillation (DeiT)", "registers"])
+def test_the_head_reads_cls_and_only_the_patch_tokens(prefix: int) -> None:
+    from adapterzoo_moment_probing.config import MomentProbingConfig
+    from adapterzoo_moment_probing.layer import MomentProbing
+
+    torch.manual_seed(0)
+    config = MomentProbingConfig(hidden_dim=64)
+    mp = MomentProbing(hidden_size=24, num_labels=5, num_prefix_tokens=prefix, config=config)
+    tokens = torch.randn(3, prefix + 49, 24)
+    expected = formula_logits(mp, tokens, [(0, 1), (1, 2), (2, 3)], True, False, prefix=prefix)
+    assert torch.allclose(mp(tokens), expected, atol=1e-5)
+
+
+def test_mp_plus_refuses_a_hierarchical_backbone(tmp_path: Path) -> None:
+    swin = save_tiny_backbone(tmp_path / "swin", "swin")
+    with pytest.raises(UnsupportedBackboneError, match="plus=True .*'swin' architecture: PSRP shares one"):
+        AutoAdapter.from_backbone(str(swin), method="moment-probing", labels=LABELS, plus=True)
+    AutoAdapter.from_backbone(str(swin), method="moment-probing", labels=LABELS, hidden_dim=32)  # MP itself serves it
 
 
 def test_linear_layers_start_trunc_normal_and_the_rest_at_pytorch_defaults() -> None:

@@ -11,7 +11,8 @@ METHOD = Method(
     tuner="adapterzoo_vpt.model:VPTModel",
     tasks=("image-classification",),
     summary="VPT: learnable prompt tokens after CLS, at the input (shallow) or before every layer (deep).",
-    backbones=("vit", "clip"),
+    # Prompts go after the prefix tokens; architectures that cannot take inserted tokens (BEiT, Swin) refuse them.
+    inserts_tokens=True,
     head_init="adapterzoo_vpt.model:init_head",
     # The reference's recipe (configs/base-prompt.yaml, tune_fgvc.py): SGD with momentum 0.9, lr = base_lr x batch /
     # 256, cosine decay after a warmup of 10 of 100 epochs. base_lr 1.0 and weight decay 1e-4 are one point of the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from pathlib import Path
 
@@ -11,9 +12,9 @@ import transformers
 from peft import get_peft_model
 
 from adapterzoo import AutoAdapter, ImageClassifier, get_method
-from adapterzoo.backbones import load_backbone
-from adapterzoo.testing import MethodConformance, save_tiny_backbone
-from adapterzoo.testing.conformance import LABELS, images, perturb_trainable
+from adapterzoo.backbones import describe_backbone, load_backbone
+from adapterzoo.testing import VISION_KINDS, MethodConformance, save_tiny_backbone
+from adapterzoo.testing.conformance import LABELS, images, perturb_trainable, serves
 
 
 class TestVPTShallow(MethodConformance):
@@ -31,9 +32,19 @@ class TestVPTDeepProjected(MethodConformance):
     options = {"num_tokens": 2, "deep": True, "projection_dim": 8, "dropout": 0.1}
 
 
-@pytest.fixture(scope="module", params=["vit", "clip"])
+VPT_KINDS = [kind for kind in VISION_KINDS if serves("vpt", kind)]
+
+
+@pytest.fixture(scope="module", params=VPT_KINDS)
 def backbone_path(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_backbone(tmp_path_factory.mktemp(request.param), request.param)
+
+
+def run_layer(layer: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """One encoder layer on ``x`` with no attention mask (CLIP's and SigLIP's layers take it positionally)."""
+    takes_mask = "attention_mask" in inspect.signature(layer.forward).parameters
+    out = layer(x, None) if takes_mask else layer(x)
+    return out[0] if isinstance(out, tuple) else out
 
 
 def vpt_params(model) -> dict[str, torch.Tensor | torch.nn.Module | None]:
@@ -49,25 +60,26 @@ def vpt_params(model) -> dict[str, torch.Tensor | torch.nn.Module | None]:
 def formula_logits(backbone: transformers.PreTrainedModel, params: dict, pixel_values: torch.Tensor) -> torch.Tensor:
     """VPT as METHODS.md writes it, on an untouched backbone with the same weights.
 
-    x = [CLS, proj(P), patches] after the embeddings; before layer i >= 1 (deep) the prompt slots are replaced by
-    proj(P_i); final norm; logits = head(x[:, 0]).
+    x = [prefix tokens (CLS; DeiT's distillation token; DINOv2's registers; none for SigLIP), proj(P), patches] after
+    the embeddings; before layer i >= 1 (deep) the prompt slots are replaced by proj(P_i); the prompts are dropped
+    after the last layer; final norm; logits = head(pooled), CLS or the mean of the patch tokens.
     """
-    is_clip = isinstance(backbone, transformers.CLIPVisionModel)
-    layers = backbone.encoder.layers if is_clip else backbone.layers
-    project = params["projection"]
+    parts = describe_backbone(backbone)
+    k, project = parts.num_prefix_tokens, params["projection"]
     tokens = backbone.embeddings(pixel_values)
     batch, m = tokens.shape[0], params["prompts"].shape[1]
-    x = torch.cat([tokens[:, :1], project(params["prompts"]).expand(batch, -1, -1), tokens[:, 1:]], dim=1)
-    if is_clip:
-        x = backbone.pre_layrnorm(x)
-    for i, layer in enumerate(layers):
+    x = torch.cat([tokens[:, :k], project(params["prompts"]).expand(batch, -1, -1), tokens[:, k:]], dim=1)
+    if parts.pre_norm:
+        x = backbone.get_submodule(parts.pre_norm)(x)
+    for i, layer in enumerate(backbone.get_submodule(parts.layers)):
         if params["deep"] is not None and i > 0:
             deep = project(params["deep"][i - 1]).unsqueeze(0).expand(batch, -1, -1)
-            x = torch.cat([x[:, :1], deep, x[:, 1 + m :]], dim=1)
-        x = layer(x, None)
-    x = backbone.post_layernorm(x) if is_clip else backbone.layernorm(x)
+            x = torch.cat([x[:, :k], deep, x[:, k + m :]], dim=1)
+        x = run_layer(layer, x)
+    x = backbone.get_submodule(parts.final_norm)(torch.cat([x[:, :k], x[:, k + m :]], dim=1))
+    pooled = x[:, 0] if parts.default_pooling == "cls" else x[:, k:].mean(dim=1)
     head = params["head"]
-    return x[:, 0] @ head.weight.T + head.bias
+    return pooled @ head.weight.T + head.bias
 
 
 @pytest.mark.parametrize(
@@ -90,7 +102,7 @@ def test_head_sees_the_backbones_own_token_layout(backbone_path: Path) -> None:
     with torch.no_grad():
         tokens = model.task_model.encode(images(2))
     patches = (32 // 8) ** 2
-    assert tokens.shape == (2, 1 + patches, 32)
+    assert tokens.shape == (2, describe_backbone(model.task_model.backbone).num_prefix_tokens + patches, 32)
 
 
 @pytest.mark.parametrize("deep, expected", [(True, 460_800), (False, 38_400)])
