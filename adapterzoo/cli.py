@@ -163,6 +163,12 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from adapterzoo.benchmarks.run import main as bench
+
+    return bench(args)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from adapterzoo.demo import run_demo
 
@@ -281,6 +287,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--output-dir", default="outputs/demo", help="training outputs (default: outputs/demo)")
     demo.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     demo.set_defaults(run=_demo)
+
+    bench = commands.add_parser(
+        "bench",
+        help="benchmark every installed method: parameters, file size, speed, memory, latency, accuracy",
+        description="Measure every installed method (and the linear probe and full fine-tuning) on one machine and "
+        "write results.json, results.md and PNG plots. Benchmarks, not tests: nothing is asserted.",
+    )
+    from adapterzoo.benchmarks.run import add_arguments
+
+    add_arguments(bench)
+    bench.set_defaults(run=_bench)
 
     hub = commands.add_parser("hub", help="the embedded Hub-compatible server")
     hub_commands = hub.add_subparsers(dest="hub_command", required=True)

@@ -1,0 +1,9 @@
+"""Benchmarks: parameters, file size, speed, memory and accuracy of every method, side by side, on one machine.
+
+`run_benchmarks` (``adapterzoo bench`` / ``python benchmarks/run.py``) measures and writes JSON, Markdown and PNG
+plots; see README's Benchmarks section. Benchmarks are measurements, not tests: nothing here asserts a timing.
+"""
+
+from adapterzoo.benchmarks.run import run_benchmarks
+
+__all__ = ["run_benchmarks"]

@@ -1,0 +1,155 @@
+"""`run_benchmarks`: every measurement, for every installed method plus the linear probe and full fine-tuning."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+import transformers
+from tqdm.auto import tqdm
+
+from adapterzoo.benchmarks import measure, report
+from adapterzoo.benchmarks.shapes import CLIP_CLASSES, NUM_CLASSES, SHAPES, clip, rows_for, vit
+from adapterzoo.data.tokenizer import builtin_clip_tokenizer
+from adapterzoo.registry import list_methods
+
+
+def save_backbones(size: str, folder: Path) -> dict[str, Path]:
+    """A random-weight ViT and CLIP of ``size``, saved as Hub checkpoints with their processors."""
+    shape = SHAPES[size]
+    torch.manual_seed(0)
+    paths = {"vit": folder / f"vit-{size}", "clip": folder / f"clip-{size}"}
+    vit(shape).save_pretrained(paths["vit"])
+    transformers.ViTImageProcessorPil(size={"height": shape.image, "width": shape.image}).save_pretrained(paths["vit"])
+    clip(shape).save_pretrained(paths["clip"])
+    images = transformers.CLIPImageProcessorPil(size={"shortest_edge": shape.image}, crop_size=shape.image)
+    transformers.CLIPProcessor(image_processor=images, tokenizer=builtin_clip_tokenizer()).save_pretrained(
+        paths["clip"]
+    )
+    return paths
+
+
+def run_benchmarks(
+    *,
+    size: str = "small",
+    device: str = "cpu",
+    dtype: str = "float32",
+    batch: int = 8,
+    steps: int = 3,
+    seeds: int = 3,
+    output: str | Path = "benchmarks/results",
+    readme: str | Path | None = None,
+    skip: tuple[str, ...] = (),
+    progress: bool = True,
+) -> dict:
+    """Measure and write results; ``size`` is the timing size (tiny, small, base), ``skip`` names sections to leave
+    out ("params", "steps", "latency", "overhead", "cache", "accuracy")."""
+    count_size = "tiny" if size == "tiny" else "base"
+    installed = {info.name for info in list_methods()}
+    rows = rows_for(SHAPES[count_size], installed)
+    timing_rows = rows_for(SHAPES[size], installed)
+    results: dict = {
+        "machine": report.machine(device, dtype),
+        "settings": {
+            "timing_size": size,
+            "count_size": count_size,
+            "batch": batch,
+            "steps": steps,
+            "seeds": seeds,
+            "classes": NUM_CLASSES if count_size == "base" else 10,
+            "clip_classes": CLIP_CLASSES,
+        },  # fmt: skip
+        "methods": {row.label: {} for row in rows},
+    }
+    started = time.perf_counter()
+    with measure.temporary_folder() as folder:
+        workdir = Path(folder)
+        counted = save_backbones(count_size, workdir / "count")
+        timed = counted if size == count_size else save_backbones(size, workdir / "time")
+        if "params" not in skip:
+            classes = results["settings"]["classes"]
+            for row in tqdm(rows, desc="parameters and file sizes", disable=not progress):
+                backbone = counted["clip" if row.clip else "vit"]
+                number = CLIP_CLASSES if row.clip else classes
+                results["methods"][row.label].update(
+                    measure.parameters_and_size(row, backbone, SHAPES[count_size], number, workdir / row.method)
+                )
+        if "steps" not in skip:
+            full = {}
+            for kind in ("vit", "clip"):
+                reference = next(row for row in timing_rows if row.method == "full")
+                full[kind] = measure.training_step(reference, timed[kind], SHAPES[size], device=device, dtype=dtype,
+                                                   batch=batch, steps=steps, isolated=size != "tiny")  # fmt: skip
+            for row in tqdm(timing_rows, desc="training steps", disable=not progress):
+                backbone = timed["clip" if row.clip else "vit"]
+                step = measure.training_step(row, backbone, SHAPES[size], device=device, dtype=dtype, batch=batch,
+                                             steps=steps, isolated=size != "tiny")  # fmt: skip
+                reference = full["clip" if row.clip else "vit"]
+                results["methods"][row.label].update(
+                    step, step_ratio=step["step_seconds"] / reference["step_seconds"],
+                    memory_ratio=step["peak_memory_mb"] / reference["peak_memory_mb"],
+                )  # fmt: skip
+            results["full_fine_tuning_reference"] = full
+        if "latency" not in skip:
+            for row in tqdm(timing_rows, desc="inference latency", disable=not progress):
+                if row.method in ("full", "linear-probe", "zero-shot"):
+                    continue  # nothing between the backbone and its plain self
+                results["methods"][row.label].update(
+                    measure.latency(
+                        row,
+                        timed["clip" if row.clip else "vit"],
+                        SHAPES[size],
+                        batch=batch,
+                        repeats=max(steps, 3),
+                        device=device,
+                    )  # fmt: skip
+                )
+        if "overhead" not in skip and "vpt" in installed:
+            results["vpt_overhead"] = measure.vpt_overhead(timed["vit"], SHAPES[size], batch=batch,
+                                                           repeats=max(steps, 3), device=device)  # fmt: skip
+        if "cache" not in skip:
+            images, epochs = (8, 1) if size == "tiny" else (64, 3)
+            methods = [m for m in ("linear-probe", "moment-probing") if m in installed]
+            results["cache_speedup"] = {
+                method: measure.cache_speedup(
+                    method, timed["vit"], SHAPES[size], images=images, epochs=epochs, workdir=workdir / "cache"
+                )  # fmt: skip
+                for method in methods
+            }
+        if "accuracy" not in skip:
+            scores = measure.accuracy(rows, seeds=seeds, quick=size == "tiny", workdir=workdir, progress=progress)
+            for label, score in scores.items():
+                results["methods"][label]["accuracy"] = score
+    results["seconds"] = time.perf_counter() - started
+    report.write(results, Path(output), Path(readme) if readme else None)
+    return results
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``adapterzoo bench`` and ``benchmarks/run.py``."""
+    parser.add_argument("--size", choices=tuple(SHAPES), default="small",
+                        help="timing size: small (ViT-S/16, CPU), base (ViT-B/16, GPU), tiny (tests)")  # fmt: skip
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16", "bf16", "fp16"), default="float32",
+                        help="autocast precision of the training steps")  # fmt: skip
+    parser.add_argument("--batch", type=int, default=8, help="batch size of the step and latency measurements")
+    parser.add_argument("--steps", type=int, default=3, help="timed training steps per method (after a warm-up)")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds of the accuracy runs")
+    parser.add_argument("--output", default="benchmarks/results", help="folder for results.json, results.md, plots")
+    parser.add_argument("--readme", help="also write the table into this README between the benchmark markers")
+    parser.add_argument("--skip", nargs="*", default=(), choices=("params", "steps", "latency", "overhead", "cache",
+                        "accuracy"), help="sections to leave out")  # fmt: skip
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+
+
+def main(args: argparse.Namespace) -> int:
+    dtype = {"bf16": "bfloat16", "fp16": "float16"}.get(args.dtype, args.dtype)
+    results = run_benchmarks(
+        size=args.size, device=args.device, dtype=dtype, batch=args.batch, steps=args.steps, seeds=args.seeds,
+        output=args.output, readme=args.readme, skip=tuple(args.skip), progress=args.progress,
+    )  # fmt: skip
+    print(report.markdown(results))
+    print(f"\nWritten to {args.output} in {results['seconds']:.0f} s.")
+    return 0

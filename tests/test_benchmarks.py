@@ -1,0 +1,37 @@
+"""The benchmark runs end to end at tiny size (so that it keeps working) and reports what it promises; no timing is
+asserted. The parameter formulas, written as functions of the backbone's shape, must match every method's count."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from adapterzoo.benchmarks import run_benchmarks
+from adapterzoo.benchmarks.report import END, START
+
+
+def test_the_benchmark_measures_every_method_and_writes_its_reports(zoo_hub_root: Path, tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Title\n\n{START}\nold table\n{END}\n\nafter\n")
+    results = run_benchmarks(size="tiny", seeds=2, steps=1, output=tmp_path / "results", readme=readme, progress=False)
+    methods = results["methods"]
+    assert {"linear-probe", "full", "lora (r 8, q v)", "vpt-deep (50)", "moment-probing", "dvpt (50, r 20)",
+            "maple (2, depth 2)", "coop (16)", "zero-shot"} <= set(methods)  # fmt: skip
+    for label, row in methods.items():
+        assert row["trainable"] >= 0 and row["file_bytes"] > 0, label
+        assert row["matches_formula"] in (True, None), (label, row["trainable"], row["formula"])
+        assert row["step_seconds"] > 0 and row["peak_memory_mb"] > 0 and row["step_ratio"] > 0, label
+        assert 0 <= row["accuracy"]["mean"] <= 1 and len(row["accuracy"]["scores"]) == 2, label
+    assert sum(row["matches_formula"] is True for row in methods.values()) >= 15
+    assert methods["full"]["percent_of_backbone"] > 100 > methods["lora (r 8, q v)"]["percent_of_backbone"]
+    assert "merged_latency_ratio" in methods["lora (r 8, q v)"] and "latency_ratio" in methods["vpt-deep (50)"]
+    assert results["vpt_overhead"]["overhead_ratio"] > 0
+    assert all(cache["same_accuracy"] for cache in results["cache_speedup"].values())
+    assert {"cpu_count", "torch", "device", "platform"} <= set(results["machine"])
+    folder = tmp_path / "results"
+    assert json.loads((folder / "results.json").read_text())["settings"]["timing_size"] == "tiny"
+    assert (folder / "accuracy_vs_parameters.png").read_bytes()[:4] == b"\x89PNG"
+    assert (folder / "cost_ratios.png").read_bytes()[:4] == b"\x89PNG"
+    table = (folder / "results.md").read_text()
+    text = readme.read_text()
+    assert "old table" not in text and table.strip() in text and text.endswith("after\n")
