@@ -349,6 +349,12 @@ def _linear_layers(layer: nn.Module) -> list[str]:
 MLP_NORMS = ("layernorm_after", "layer_norm2", "norm2", "ln_2")
 
 
+def mlp_norm(layer: nn.Module) -> str | None:
+    """The local name, inside an encoder layer, of the norm applied right before its MLP (None without one)."""
+    children = dict(layer.named_children())
+    return next((name for name in MLP_NORMS if name in children), None)
+
+
 def mlp_block(model: nn.Module) -> tuple[str, str]:
     """Local names, inside each encoder layer, of the MLP and of the norm applied right before it."""
     parts = describe_backbone(model)
@@ -358,7 +364,7 @@ def mlp_block(model: nn.Module) -> tuple[str, str]:
         name for name, child in children.items() if any(role_of(f"{name}.{p}") == "fc1" for p in _linear_layers(child))
     ]
     mlp = with_fc1[0] if with_fc1 else None
-    norm = next((name for name in MLP_NORMS if name in children), None)
+    norm = mlp_norm(layer)
     if mlp is None or norm is None:
         raise UnsupportedBackboneError(f"No MLP with a norm before it found in the '{parts.architecture}' layers.")
     return norm, mlp

@@ -16,7 +16,7 @@ from peft.tuners.tuners_utils import BaseTuner, BaseTunerLayer
 from torch import nn
 
 from adapterzoo import peft_bridge
-from adapterzoo.backbones import BackboneParts, describe_backbone, mlp_block
+from adapterzoo.backbones import BackboneParts, describe_backbone, mlp_block, mlp_norm
 from adapterzoo.registry import get_method
 
 
@@ -115,9 +115,9 @@ class MLPInput(WrappingLayer):
 class MLPBranchLayer(WrappingLayer):
     """Base of wrappers of a block's MLP that need the MLP's residual input x, which `residual_input` returns."""
 
-    def __init__(self, base_layer: nn.Module, *, block: nn.Module, norm_name: str):
+    def __init__(self, base_layer: nn.Module, *, block: nn.Module):
         super().__init__(base_layer)
-        self.norm_name = norm_name
+        self.norm_name = mlp_norm(block)
         # A plain reference to the encoder layer, to reach the norm's wrapper whichever of the two was wrapped first.
         object.__setattr__(self, "block", block)
 

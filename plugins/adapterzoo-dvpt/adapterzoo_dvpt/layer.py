@@ -126,8 +126,8 @@ class DVPTMLP(MLPBranchLayer):
     merge_refusal = MERGE_REFUSAL
 
     def __init__(self, base_layer: nn.Module, adapter_name: str, *, index: int, prompt_source: DVPTEmbeddings,
-                 block: nn.Module, norm_name: str):  # fmt: skip
-        super().__init__(base_layer, block=block, norm_name=norm_name)
+                 block: nn.Module):  # fmt: skip
+        super().__init__(base_layer, block=block)
         self.index = index
         # A plain reference: the modules and prompts are registered (and saved) once, in DVPTEmbeddings.
         object.__setattr__(self, "prompt_source", prompt_source)

@@ -6,7 +6,7 @@ import re
 
 from torch import nn
 
-from adapterzoo.backbones import MLP_NORMS, BackboneParts, describe_backbone
+from adapterzoo.backbones import BackboneParts, describe_backbone, mlp_norm
 from adapterzoo.image_classifier import ImageClassifier
 from adapterzoo.tuners import MLPInput, TowerTuner, WrappingLayer
 
@@ -41,14 +41,12 @@ class DVPTModel(TowerTuner):
             return DVPTHead(
                 target, adapter_name, config, hidden_size=parts.hidden_size, num_class_tokens=parts.num_class_tokens
             )
-        if name in MLP_NORMS:
+        if name == mlp_norm(parent):
             return MLPInput(target, adapter_name)
-        norm = next(candidate for candidate in MLP_NORMS if hasattr(parent, candidate))
         return DVPTMLP(
             target,
             adapter_name,
             index=parts.layer_paths.index(key.rsplit(".", 1)[0]),
             prompt_source=self.model.get_submodule(parts.embeddings),
             block=parent,
-            norm_name=norm,
         )

@@ -147,8 +147,8 @@ class PSRPMLP(MLPBranchLayer):
     merge_refusal = MomentProbingLayer.merge_refusal
 
     def __init__(self, base_layer: nn.Module, adapter_name: str, config: MomentProbingConfig, *, hidden_size: int,
-                 block: nn.Module, norm_name: str):  # fmt: skip
-        super().__init__(base_layer, block=block, norm_name=norm_name)
+                 block: nn.Module):  # fmt: skip
+        super().__init__(base_layer, block=block)
         self.hidden_size = hidden_size
         self.mp_psrp = nn.ModuleDict()
         self.update_layer(adapter_name, config)

@@ -6,7 +6,7 @@ import re
 
 from torch import nn
 
-from adapterzoo.backbones import MLP_NORMS, BackboneParts, describe_backbone
+from adapterzoo.backbones import BackboneParts, describe_backbone, mlp_norm
 from adapterzoo.errors import UnsupportedBackboneError
 from adapterzoo.image_classifier import ImageClassifier
 from adapterzoo.tuners import MLPInput, TowerTuner, WrappingLayer
@@ -47,7 +47,6 @@ class MomentProbingModel(TowerTuner):
             return MomentProbingHead(
                 target, adapter_name, config, hidden_size=parts.hidden_size, num_prefix_tokens=parts.num_prefix_tokens
             )
-        if name in MLP_NORMS:
+        if name == mlp_norm(parent):
             return MLPInput(target, adapter_name)
-        norm = next(candidate for candidate in MLP_NORMS if hasattr(parent, candidate))
-        return PSRPMLP(target, adapter_name, config, hidden_size=parts.hidden_size, block=parent, norm_name=norm)
+        return PSRPMLP(target, adapter_name, config, hidden_size=parts.hidden_size, block=parent)
