@@ -10,24 +10,15 @@ weights: the logits stay the same (within float rounding) and inference no longe
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import torch
 
 import adapterzoo
 from adapterzoo import AutoAdapter
+from adapterzoo.benchmarks.measure import seconds_per_call
 from adapterzoo.data import builtin_dataset
 from adapterzoo.pretraining import TARGET_SHAPES, zoo_backbone
-
-
-def milliseconds_per_batch(model: torch.nn.Module, pixel_values: torch.Tensor, repeats: int) -> float:
-    with torch.no_grad():
-        model(pixel_values)  # warm-up
-        started = time.perf_counter()
-        for _ in range(repeats):
-            model(pixel_values)
-    return (time.perf_counter() - started) / repeats * 1000
 
 
 def main() -> None:
@@ -52,15 +43,15 @@ def main() -> None:
         repeats = 2 if args.quick else 20
         with torch.no_grad():
             unmerged_logits = model(pixel_values).logits
-        unmerged = milliseconds_per_batch(model, pixel_values, repeats)
+        unmerged = 1000 * seconds_per_call(lambda: model(pixel_values), repeats)
         with model.peft_model.disable_adapter():
-            plain = milliseconds_per_batch(model, pixel_values, repeats)  # the backbone alone
+            plain = 1000 * seconds_per_call(lambda: model(pixel_values), repeats)  # the backbone alone
         print(f"accuracy: {adapterzoo.evaluate(model, test)['accuracy']:.1%}")
 
         model.merge()
         with torch.no_grad():
             merged_logits = model(pixel_values).logits
-        merged = milliseconds_per_batch(model, pixel_values, repeats)
+        merged = 1000 * seconds_per_call(lambda: model(pixel_values), repeats)
         difference = (merged_logits - unmerged_logits).abs().max().item()
         print(f"merged: largest logit difference {difference:.2e}")
         model.unmerge()

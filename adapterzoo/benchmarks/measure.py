@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,7 @@ def training_step(
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def seconds_per_call(function, repeats: int) -> float:
+def seconds_per_call(function: Callable[[], object], repeats: int) -> float:
     """The median time of ``repeats`` calls, after one warm-up call."""
     with torch.no_grad():
         function()
