@@ -6,9 +6,8 @@ embedded Hub server) start without loading torch and transformers.
 
 from __future__ import annotations
 
-from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from adapterzoo.errors import (
     AdapterZooError,
@@ -21,6 +20,7 @@ from adapterzoo.errors import (
     UnsupportedBackboneError,
     UnsupportedTaskError,
 )
+from adapterzoo.lazy import lazy_attributes
 
 try:
     __version__ = version("adapterzoo")
@@ -54,16 +54,7 @@ if TYPE_CHECKING:
     from adapterzoo.training import BaseToNovelResult, TrainingConfig, TrainingResult, base_to_novel, evaluate, train
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'adapterzoo' has no attribute '{name}'")
-    value = getattr(import_module(_LAZY[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(globals(), _LAZY)
 
 
 __all__ = [

@@ -164,7 +164,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from adapterzoo.benchmarks.run import main as bench
+    from adapterzoo.benchmarks.command import main as bench
 
     return bench(args)
 
@@ -294,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Measure every installed method (and the linear probe and full fine-tuning) on one machine and "
         "write results.json, results.md and PNG plots. Benchmarks, not tests: nothing is asserted.",
     )
-    from adapterzoo.benchmarks.run import add_arguments
+    from adapterzoo.benchmarks.command import add_arguments
 
     add_arguments(bench)
     bench.set_defaults(run=_bench)

@@ -8,7 +8,7 @@ cache, and accuracy over seeds. The same as ``adapterzoo bench``; ``--help`` lis
 import argparse
 import sys
 
-from adapterzoo.benchmarks.run import add_arguments, main
+from adapterzoo.benchmarks.command import add_arguments, main
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -50,6 +50,17 @@ def test_every_training_option_is_a_documented_flag() -> None:
         assert field.metadata["help"].split()[0] in train_help
 
 
+def test_the_command_line_and_the_hub_server_start_without_torch() -> None:
+    """Every command's flags, and the embedded Hub server, load without torch: `--help` and `adapterzoo hub serve`
+    answer at once (torch, transformers and PEFT load when a command needs them)."""
+    code = (
+        "import sys; from adapterzoo.cli import build_parser; from adapterzoo.hub import serve; build_parser(); "
+        "print(sorted(name for name in ('torch', 'transformers', 'peft') if name in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
 def test_train_from_a_config_file_then_evaluate(image_folder: Path, vit_path: Path, tmp_path: Path, capsys) -> None:
     config = tmp_path / "run.yaml"
     config.write_text(

@@ -4,6 +4,13 @@
 plots; see README's Benchmarks section. Benchmarks are measurements, not tests: nothing here asserts a timing.
 """
 
-from adapterzoo.benchmarks.run import run_benchmarks
+from typing import TYPE_CHECKING
+
+from adapterzoo.lazy import lazy_attributes
+
+if TYPE_CHECKING:
+    from adapterzoo.benchmarks.run import run_benchmarks
+
+__getattr__, __dir__ = lazy_attributes(globals(), {"run_benchmarks": "adapterzoo.benchmarks.run"})
 
 __all__ = ["run_benchmarks"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -11,9 +10,35 @@ import transformers
 from tqdm.auto import tqdm
 
 from adapterzoo.benchmarks import measure, report
-from adapterzoo.benchmarks.shapes import CLIP_CLASSES, NUM_CLASSES, SHAPES, clip, rows_for, vit
+from adapterzoo.benchmarks.shapes import CLIP_CLASSES, NUM_CLASSES, SHAPES, Shape, rows_for
 from adapterzoo.data.tokenizer import builtin_clip_tokenizer
 from adapterzoo.registry import list_methods
+
+
+def vit(shape: Shape) -> transformers.ViTModel:
+    """A random-weight ViT of ``shape``, without the pooler (as the task models use it)."""
+    config = transformers.ViTConfig(
+        hidden_size=shape.width, num_hidden_layers=shape.depth, num_attention_heads=shape.heads,
+        intermediate_size=shape.mlp, image_size=shape.image, patch_size=shape.patch,
+    )  # fmt: skip
+    return transformers.ViTModel(config, add_pooling_layer=False)
+
+
+def clip(shape: Shape) -> transformers.CLIPModel:
+    """A random-weight CLIP whose vision tower has ``shape``, with the offline tokenizer's vocabulary."""
+    tokenizer = builtin_clip_tokenizer()
+    vision = {
+        "hidden_size": shape.width, "num_hidden_layers": shape.depth, "num_attention_heads": shape.heads,
+        "intermediate_size": shape.mlp, "image_size": shape.image, "patch_size": shape.patch,
+    }  # fmt: skip
+    text = {
+        "hidden_size": shape.text_width, "num_hidden_layers": shape.depth, "num_attention_heads": shape.text_heads,
+        "intermediate_size": 4 * shape.text_width, "vocab_size": len(tokenizer), "max_position_embeddings": 77,
+        "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }  # fmt: skip
+    config = transformers.CLIPConfig(text_config=text, vision_config=vision, projection_dim=shape.text_width)
+    return transformers.CLIPModel(config)
 
 
 def save_backbones(size: str, folder: Path) -> dict[str, Path]:
@@ -125,31 +150,3 @@ def run_benchmarks(
     results["seconds"] = time.perf_counter() - started
     report.write(results, Path(output), Path(readme) if readme else None)
     return results
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``adapterzoo bench`` and ``benchmarks/run.py``."""
-    parser.add_argument("--size", choices=tuple(SHAPES), default="small",
-                        help="timing size: small (ViT-S/16, CPU), base (ViT-B/16, GPU), tiny (tests)")  # fmt: skip
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16", "bf16", "fp16"), default="float32",
-                        help="autocast precision of the training steps")  # fmt: skip
-    parser.add_argument("--batch", type=int, default=8, help="batch size of the step and latency measurements")
-    parser.add_argument("--steps", type=int, default=3, help="timed training steps per method (after a warm-up)")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds of the accuracy runs")
-    parser.add_argument("--output", default="benchmarks/results", help="folder for results.json, results.md, plots")
-    parser.add_argument("--readme", help="also write the table into this README between the benchmark markers")
-    parser.add_argument("--skip", nargs="*", default=(), choices=("params", "steps", "latency", "overhead", "cache",
-                        "accuracy"), help="sections to leave out")  # fmt: skip
-    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
-
-
-def main(args: argparse.Namespace) -> int:
-    dtype = {"bf16": "bfloat16", "fp16": "float16"}.get(args.dtype, args.dtype)
-    results = run_benchmarks(
-        size=args.size, device=args.device, dtype=dtype, batch=args.batch, steps=args.steps, seeds=args.seeds,
-        output=args.output, readme=args.readme, skip=tuple(args.skip), progress=args.progress,
-    )  # fmt: skip
-    print(report.markdown(results))
-    print(f"\nWritten to {args.output} in {results['seconds']:.0f} s.")
-    return 0

@@ -12,10 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import transformers
-
-from adapterzoo.data.tokenizer import builtin_clip_tokenizer
-
 NUM_CLASSES = 1000  # the vision rows' head, as the papers count it (ImageNet)
 CLIP_CLASSES = 100
 
@@ -39,30 +35,6 @@ SHAPES = {
     "small": Shape(384, 12, 6, 1536, 224, 16, 256, 4),
     "tiny": Shape(32, 3, 4, 64, 32, 8, 32, 4),
 }
-
-
-def vit(shape: Shape) -> transformers.ViTModel:
-    config = transformers.ViTConfig(
-        hidden_size=shape.width, num_hidden_layers=shape.depth, num_attention_heads=shape.heads,
-        intermediate_size=shape.mlp, image_size=shape.image, patch_size=shape.patch,
-    )  # fmt: skip
-    return transformers.ViTModel(config, add_pooling_layer=False)
-
-
-def clip(shape: Shape) -> transformers.CLIPModel:
-    tokenizer = builtin_clip_tokenizer()
-    vision = {
-        "hidden_size": shape.width, "num_hidden_layers": shape.depth, "num_attention_heads": shape.heads,
-        "intermediate_size": shape.mlp, "image_size": shape.image, "patch_size": shape.patch,
-    }  # fmt: skip
-    text = {
-        "hidden_size": shape.text_width, "num_hidden_layers": shape.depth, "num_attention_heads": shape.text_heads,
-        "intermediate_size": 4 * shape.text_width, "vocab_size": len(tokenizer), "max_position_embeddings": 77,
-        "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
-        "pad_token_id": tokenizer.pad_token_id,
-    }  # fmt: skip
-    config = transformers.CLIPConfig(text_config=text, vision_config=vision, projection_dim=shape.text_width)
-    return transformers.CLIPModel(config)
 
 
 def _mp_side(group: int) -> int:

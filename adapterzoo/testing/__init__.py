@@ -3,8 +3,7 @@
 The conformance classes need pytest; they are imported on first use, so the tiny backbones work without it.
 """
 
-from typing import Any
-
+from adapterzoo.lazy import lazy_attributes
 from adapterzoo.testing.backbones import KINDS, TINY_SIZES, VISION_KINDS, save_tiny_backbone, tiny_backbone
 
 __all__ = [
@@ -17,10 +16,7 @@ __all__ = [
     "tiny_backbone",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name in ("MethodConformance", "CLIPMethodConformance"):
-        from adapterzoo.testing import conformance
-
-        return getattr(conformance, name)
-    raise AttributeError(f"module 'adapterzoo.testing' has no attribute '{name}'")
+__getattr__, __dir__ = lazy_attributes(
+    globals(),
+    {"MethodConformance": "adapterzoo.testing.conformance", "CLIPMethodConformance": "adapterzoo.testing.conformance"},
+)
