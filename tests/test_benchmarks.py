@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from adapterzoo.benchmarks import run_benchmarks
 from adapterzoo.benchmarks.report import END, START
 
@@ -35,3 +37,18 @@ def test_the_benchmark_measures_every_method_and_writes_its_reports(zoo_hub_root
     table = (folder / "results.md").read_text()
     text = readme.read_text()
     assert "old table" not in text and table.strip() in text and text.endswith("after\n")
+
+
+def test_a_readme_without_the_benchmark_block_is_refused_before_measuring(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("# Title\n\nno block here\n")
+    with pytest.raises(ValueError, match="no benchmark block"):
+        run_benchmarks(size="tiny", output=tmp_path / "results", readme=readme, progress=False)
+    assert not (tmp_path / "results").exists() and readme.read_text() == "# Title\n\nno block here\n"
+
+
+def test_a_cuda_run_without_a_cuda_device_is_refused_before_measuring(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    with pytest.raises(ValueError, match="no CUDA device"):
+        run_benchmarks(size="tiny", device="cuda", output=tmp_path / "results", progress=False)
+    assert not (tmp_path / "results").exists()

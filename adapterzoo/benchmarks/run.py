@@ -71,6 +71,10 @@ def run_benchmarks(
 ) -> dict:
     """Measure and write results; ``size`` is the timing size (tiny, small, base), ``skip`` names sections to leave
     out ("params", "steps", "latency", "overhead", "cache", "accuracy")."""
+    if readme is not None:
+        report.readme_block(Path(readme))  # refused now rather than after the measuring
+    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: no CUDA device is available to torch {torch.__version__}.")
     count_size = "tiny" if size == "tiny" else "base"
     installed = {info.name for info in list_methods()}
     rows = rows_for(SHAPES[count_size], installed)
