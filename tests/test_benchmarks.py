@@ -42,7 +42,7 @@ def test_the_benchmark_measures_every_method_and_writes_its_reports(zoo_hub_root
 def test_a_readme_without_the_benchmark_block_is_refused_before_measuring(tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
     readme.write_text("# Title\n\nno block here\n")
-    with pytest.raises(ValueError, match="no benchmark block"):
+    with pytest.raises(ValueError, match="no generated block"):
         run_benchmarks(size="tiny", output=tmp_path / "results", readme=readme, progress=False)
     assert not (tmp_path / "results").exists() and readme.read_text() == "# Title\n\nno block here\n"
 

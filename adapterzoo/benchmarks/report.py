@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from adapterzoo.readme_blocks import replace_block
+
 START = "<!-- benchmarks: written by `adapterzoo bench --readme README.md` -->"
 END = "<!-- /benchmarks -->"
 
@@ -28,15 +30,6 @@ def machine(device: str, dtype: str) -> dict:
     if device.startswith("cuda"):
         description["gpu"] = torch.cuda.get_device_name(torch.device(device))
     return description
-
-
-def readme_block(readme: Path) -> tuple[str, int, int]:
-    """``readme``'s text and the span of its benchmark block (the markers included), which must be there."""
-    text = readme.read_text()
-    start, end = text.find(START), text.find(END)
-    if start < 0 or end < start:
-        raise ValueError(f"{readme} has no benchmark block: put the two lines\n{START}\n{END}\nwhere the table goes.")
-    return text, start, end + len(END)
 
 
 def _number(value: float | None, digits: int = 2) -> str:
@@ -138,6 +131,5 @@ def write(results: dict, folder: Path, readme: Path | None = None) -> list[Path]
     (folder / "results.md").write_text(table + "\n")
     written = [folder / "results.json", folder / "results.md", *plots(results, folder)]
     if readme is not None:
-        text, start, end = readme_block(readme)
-        readme.write_text(text[:start] + f"{START}\n\n{table}\n\n{END}" + text[end:])
+        replace_block(readme, START, END, f"{START}\n\n{table}\n\n{END}")
     return written

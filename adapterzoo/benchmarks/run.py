@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 from adapterzoo.benchmarks import measure, report
 from adapterzoo.benchmarks.shapes import CLIP_CLASSES, NUM_CLASSES, SHAPES, Shape, rows_for
 from adapterzoo.data.tokenizer import builtin_clip_tokenizer
+from adapterzoo.readme_blocks import find_block
 from adapterzoo.registry import list_methods
 
 
@@ -72,7 +73,7 @@ def run_benchmarks(
     """Measure and write results; ``size`` is the timing size (tiny, small, base), ``skip`` names sections to leave
     out ("params", "steps", "latency", "overhead", "cache", "accuracy")."""
     if readme is not None:
-        report.readme_block(Path(readme))  # refused now rather than after the measuring
+        find_block(Path(readme), report.START, report.END)  # refused now rather than after the measuring
     if torch.device(device).type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--device {device}: no CUDA device is available to torch {torch.__version__}.")
     count_size = "tiny" if size == "tiny" else "base"

@@ -19,6 +19,7 @@ import torch
 
 from adapterzoo.auto import AutoAdapter
 from adapterzoo.errors import UnsupportedBackboneError
+from adapterzoo.readme_blocks import replace_block
 from adapterzoo.registry import list_methods
 from adapterzoo.testing.backbones import VISION_KINDS, save_tiny_backbone
 from adapterzoo.testing.conformance import LABELS, separable_images
@@ -126,19 +127,13 @@ def render(cells: dict[tuple[str, str], Cell]) -> str:
     return "\n".join([START, "", *lines, "", "Refusals, as the errors give them:", "", *notes, "", END])
 
 
-def replace_block(text: str, block: str) -> str:
-    """``text`` with the generated block between the markers replaced by ``block``."""
-    start, end = text.index(START), text.index(END) + len(END)
-    return text[:start] + block + text[end:]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--write", type=Path, help="replace the matrix block in this Markdown file (README.md)")
     args = parser.parse_args()
     block = render(support_matrix())
     if args.write:
-        args.write.write_text(replace_block(args.write.read_text(), block))
+        replace_block(args.write, START, END, block)
     else:
         print(block)
 
