@@ -26,20 +26,29 @@ from torch import nn
 from transformers.modeling_outputs import ImageClassifierOutput
 
 from adapterzoo import __version__
-from adapterzoo.backbones import backbone_name, describe_backbone, load_image_processor, resolve_revision
+from adapterzoo.backbones import (
+    backbone_name,
+    describe_backbone,
+    load_backbone,
+    load_image_processor,
+    resolve_revision,
+)
 from adapterzoo.clip_classifier import CLIPClassifier
 from adapterzoo.errors import CheckpointError, UnsupportedBackboneError, UnsupportedTaskError
 from adapterzoo.hub.client import download_adapter, is_hub_id
 from adapterzoo.image_classifier import ImageClassifier
 from adapterzoo.method import Method
 from adapterzoo.model_card import render_model_card
+from adapterzoo.pattern_check import check_patterns
 from adapterzoo.registry import get_method, provenance
+from adapterzoo.remote_code import load_auto
 from adapterzoo.saving import (
     MODEL_CARD_NAME,
     PEFT_CONFIG_NAME,
     WEIGHTS_NAME,
     AdapterRecord,
     atomic_directory,
+    check_head_size,
     check_no_pickle_only,
     read_weights,
     recover_interrupted_save,
@@ -239,6 +248,7 @@ class AutoAdapter:
         template: str | None = None,
         image_processor: Any = None,
         adapter_name: str = "default",
+        trust_remote_code: bool = False,
         **method_options: Any,
     ) -> AdapterModel:
         """Attach a fresh ``method`` adapter, for classes ``labels``, to ``backbone`` (a Hub id, a folder or a model).
@@ -246,6 +256,8 @@ class AutoAdapter:
         ``task`` defaults to the method's first: an `ImageClassifier` (a new head; ``pooling`` "cls" or "mean") or a
         `CLIPClassifier` (a whole CLIP; ``template`` such as "a photo of a {}."). ``method_options`` are the method's
         config fields (``num_tokens=50, deep=True`` for VPT); an unknown one raises an error listing the valid ones.
+        A backbone whose config, image processor or tokenizer ships custom code raises `RemoteCodeError` unless
+        ``trust_remote_code=True``, which lets transformers run that code.
         """
         zoo_method = get_method(method)
         task = task or zoo_method.tasks[0]
@@ -255,7 +267,9 @@ class AutoAdapter:
             revision = resolve_revision(backbone, revision)
         settings = {"pooling": pooling, "template": template}
         try:
-            task_model = build_task_model(task, backbone, labels, revision=revision, settings=settings)
+            task_model = build_task_model(
+                task, backbone, labels, revision=revision, settings=settings, trust_remote_code=trust_remote_code
+            )
         except UnsupportedBackboneError as exc:
             raise UnsupportedBackboneError(f"Method '{zoo_method.name}' ({task}): {exc}", reason=exc.reason) from exc
         zoo_method.check_backbone(describe_backbone(task_model))
@@ -265,7 +279,7 @@ class AutoAdapter:
         peft_model = get_peft_model(task_model, config, adapter_name=adapter_name)
         vision_model = _backbone_of(task_model)
         if image_processor is None:
-            image_processor = load_image_processor(vision_model, revision=revision)
+            image_processor = load_image_processor(vision_model, revision=revision, trust_remote_code=trust_remote_code)
         return AdapterModel(
             peft_model,
             method=zoo_method,
@@ -287,13 +301,17 @@ class AutoAdapter:
         backbone_revision: str | None = None,
         is_trainable: bool = False,
         adapter_name: str = "default",
+        trust_remote_code: bool = False,
     ) -> AdapterModel:
         """Rebuild backbone, adapter and head from a saved adapter: a local folder, or a Hub repo id.
 
         From the Hub, ``revision`` (a branch, tag or commit; default main) and ``token`` select what to download;
         ``HF_ENDPOINT``, the cache and ``HF_HUB_OFFLINE=1`` are honoured. The backbone is loaded from the id and exact
         revision recorded at training time, unless ``backbone`` (and ``backbone_revision``) override it. The method
-        is resolved through installed plugins only, and only safetensors weights are read.
+        is resolved through installed plugins only, and only safetensors weights are read. Nothing in the files runs
+        or asks to run code: custom code named by the backbone's or the adapter's configs raises `RemoteCodeError`
+        unless ``trust_remote_code=True``; module patterns are checked before PEFT matches them
+        (`adapterzoo.pattern_check`), and the labels against the head's size before the head is built.
         """
         if is_hub_id(name_or_path):
             folder = download_adapter(str(name_or_path), revision=revision, token=token, cache_dir=cache_dir)
@@ -309,8 +327,9 @@ class AutoAdapter:
             raise CheckpointError(
                 f"{folder} holds a '{record.task}' adapter; this adapterzoo serves {', '.join(TASKS)}."
             )
-        task_model = _rebuild_task_model(record, backbone, backbone_revision)
+        task_model = _rebuild_task_model(record, folder, backbone, backbone_revision, trust_remote_code)
         config = _read_peft_config(folder, zoo_method)
+        check_patterns(config, task_model, folder / PEFT_CONFIG_NAME)
         config.inference_mode = not is_trainable
         peft_model = get_peft_model(task_model, config, adapter_name=adapter_name)
         expected = get_peft_model_state_dict(peft_model, adapter_name=adapter_name, save_embedding_layers=False)
@@ -318,7 +337,7 @@ class AutoAdapter:
         adapter_model = AdapterModel(
             peft_model,
             method=zoo_method,
-            image_processor=transformers.AutoImageProcessor.from_pretrained(str(folder)),
+            image_processor=load_auto("AutoImageProcessor", folder, trust_remote_code=trust_remote_code),
             backbone=record.backbone,
             backbone_revision=record.backbone_revision,
             trainable_parameters=record.trainable_parameters,
@@ -347,15 +366,34 @@ def _backbone_of(task_model: nn.Module) -> transformers.PreTrainedModel:
 
 
 def _rebuild_task_model(
-    record: AdapterRecord, backbone: str | transformers.PreTrainedModel | None, revision: str | None
+    record: AdapterRecord,
+    folder: Path,
+    backbone: str | transformers.PreTrainedModel | None,
+    revision: str | None,
+    trust_remote_code: bool,
 ) -> nn.Module:
-    """The task model a saved adapter was trained with, on its recorded backbone (or the one given instead)."""
+    """The task model a saved adapter was trained with, on its recorded backbone (or the one given instead).
+
+    An image classifier's head is checked against the weights file before it is built: one row per recorded label.
+    """
     source = backbone if backbone is not None else record.backbone
     if source is None:
         raise CheckpointError("The adapter records no backbone; pass backbone= to from_pretrained.")
     revision = revision if backbone is not None else record.backbone_revision
     try:
-        return build_task_model(record.task, source, record.labels, revision=revision, settings=record.head)
+        if record.task == ImageClassifier.task:
+            if isinstance(source, str):
+                source = load_backbone(source, revision=revision, trust_remote_code=trust_remote_code)
+            width = describe_backbone(source).hidden_size
+            check_head_size(folder / WEIGHTS_NAME, ImageClassifier.head_module, rows=len(record.labels), width=width)
+        return build_task_model(
+            record.task,
+            source,
+            record.labels,
+            revision=revision,
+            settings=record.head,
+            trust_remote_code=trust_remote_code,
+        )
     except OSError as exc:
         raise CheckpointError(
             f"Cannot load the backbone '{source}' this adapter was trained on ({exc}). "

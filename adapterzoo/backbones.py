@@ -12,6 +12,7 @@ import re
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import combinations
 from typing import Any
 
 import transformers
@@ -19,6 +20,7 @@ from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import nn
 
 from adapterzoo.errors import CheckpointError, UnsupportedBackboneError
+from adapterzoo.remote_code import load_auto
 
 
 @dataclass(frozen=True)
@@ -387,20 +389,46 @@ def resolve_linear_roles(model: nn.Module, roles: Iterable[str]) -> str:
         raise UnsupportedBackboneError(
             f"The '{parts.architecture}' backbone has no linear layer for role(s) {missing}; it has: {present}."
         )
-    local = sorted(path for paths in found.values() for path in paths)
-    return rf"{parts.block_pattern}\.(?:{'|'.join(re.escape(p) for p in local)})"
+    return _roles_pattern(parts, [path for paths in found.values() for path in paths])
 
 
-def load_backbone(name_or_path: str, *, revision: str | None = None, **kwargs: Any) -> transformers.PreTrainedModel:
-    """Load the vision tower of a supported backbone from a Hub id or a local folder."""
-    config = transformers.AutoConfig.from_pretrained(name_or_path, revision=revision)
+def role_patterns(model: nn.Module) -> set[str]:
+    """Every regex `resolve_linear_roles` can produce on ``model``: one per non-empty set of the roles it has.
+
+    A loaded adapter's ``target_modules`` regex must be one of these (see `adapterzoo.pattern_check`).
+    """
+    parts = describe_backbone(model)
+    by_role: dict[str, list[str]] = {}
+    for path in _linear_layers(model.get_submodule(parts.first_block)):
+        by_role.setdefault(role_of(path), []).append(path)
+    return {
+        _roles_pattern(parts, [path for role in chosen for path in by_role[role]])
+        for size in range(1, len(by_role) + 1)
+        for chosen in combinations(by_role, size)
+    }
+
+
+def _roles_pattern(parts: BackboneParts, local_paths: Iterable[str]) -> str:
+    """The regex of these linear layers (paths local to a block) in every transformer block."""
+    return rf"{parts.block_pattern}\.(?:{'|'.join(re.escape(p) for p in sorted(set(local_paths)))})"
+
+
+def load_backbone(
+    name_or_path: str, *, revision: str | None = None, trust_remote_code: bool = False, **kwargs: Any
+) -> transformers.PreTrainedModel:
+    """Load the vision tower of a supported backbone from a Hub id or a local folder.
+
+    A checkpoint that ships custom code is refused unless ``trust_remote_code`` (see `adapterzoo.remote_code`).
+    """
+    config = load_auto("AutoConfig", name_or_path, revision=revision, trust_remote_code=trust_remote_code)
     arch = architecture_for(config.model_type)
     model_class = getattr(transformers, arch.model_class)
-    return _load_checked(model_class, name_or_path, revision, **{**arch.load_kwargs, **kwargs})
+    kwargs = {**arch.load_kwargs, **kwargs, "trust_remote_code": trust_remote_code}
+    return _load_checked(model_class, name_or_path, revision, **kwargs)
 
 
 def _load_checked(model_class: type, name_or_path: str, revision: str | None, **kwargs: Any) -> Any:
-    """``model_class.from_pretrained``, refusing a checkpoint that lacks weights the model needs.
+    """``model_class.from_pretrained`` (a built-in class), refusing a checkpoint that lacks weights the model needs.
 
     Checkpoint weights the model does not use (CLIP's text tower for a vision tower, ViT's pooler) are skipped
     quietly; missing ones would otherwise be filled with random values.
@@ -420,14 +448,16 @@ def _load_checked(model_class: type, name_or_path: str, revision: str | None, **
     return model
 
 
-def load_clip(name_or_path: str, *, revision: str | None = None) -> tuple[transformers.CLIPModel, Any]:
+def load_clip(
+    name_or_path: str, *, revision: str | None = None, trust_remote_code: bool = False
+) -> tuple[transformers.CLIPModel, Any]:
     """A whole CLIP (vision and text towers, projections) and its tokenizer, from a Hub id or a local folder."""
-    config = transformers.AutoConfig.from_pretrained(name_or_path, revision=revision)
+    config = load_auto("AutoConfig", name_or_path, revision=revision, trust_remote_code=trust_remote_code)
     if config.model_type != "clip":
         needs = "CLIP classification needs a vision-language CLIP (model_type 'clip': a text tower and a tokenizer)"
         raise UnsupportedBackboneError(f"'{name_or_path}' is a '{config.model_type}' model; {needs}.", reason=needs)
-    model = _load_checked(transformers.CLIPModel, name_or_path, revision)
-    return model, transformers.AutoTokenizer.from_pretrained(name_or_path, revision=revision)
+    model = _load_checked(transformers.CLIPModel, name_or_path, revision, trust_remote_code=trust_remote_code)
+    return model, load_auto("AutoTokenizer", name_or_path, revision=revision, trust_remote_code=trust_remote_code)
 
 
 def backbone_name(backbone: transformers.PreTrainedModel) -> str | None:
@@ -444,12 +474,17 @@ def resolve_revision(name_or_path: str, revision: str | None = None) -> str | No
     return getattr(resolved, "resolved", None) or revision
 
 
-def load_image_processor(backbone: transformers.PreTrainedModel, *, revision: str | None = None) -> Any:
-    """The backbone's own image processor; a default one built from its config when it was saved without one."""
+def load_image_processor(
+    backbone: transformers.PreTrainedModel, *, revision: str | None = None, trust_remote_code: bool = False
+) -> Any:
+    """The backbone's own image processor; a default one built from its config when it was saved without one.
+
+    One that ships custom code raises `RemoteCodeError` (no fallback) unless ``trust_remote_code``.
+    """
     name = backbone_name(backbone)
     if name is not None:
         try:
-            return transformers.AutoImageProcessor.from_pretrained(name, revision=revision)
+            return load_auto("AutoImageProcessor", name, revision=revision, trust_remote_code=trust_remote_code)
         except (OSError, ValueError):
             pass
     config = _vision_config(backbone.config)

@@ -214,6 +214,9 @@ def _hub_serve(args: argparse.Namespace) -> int:
         user=args.user,
         lfs_threshold=args.lfs_threshold,
         verbose=args.verbose,
+        max_body_size=args.max_body_size,
+        timeout=args.timeout,
+        max_connections=args.max_connections,
     )
     serve(settings, args.host, args.port)
     return 0
@@ -321,6 +324,26 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="upload files at least this large (e.g. 10MB) through git-LFS; clients then need HF_HUB_DISABLE_XET=1 "
         "(default: every file travels in the commit itself)",
+    )
+    serve.add_argument(
+        "--max-body-size",
+        type=_size,
+        default="1GiB",
+        help="largest request body accepted, e.g. 2GB; a commit's regular files travel in it base64-encoded (4/3 of "
+        "their size) and LFS uploads count one object at a time (default: 1GiB)",
+    )
+    serve.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        help="seconds a connection may stay idle or stall in the middle of a request before it is closed (default: 60)",
+    )
+    serve.add_argument(
+        "--max-connections",
+        type=int,
+        default=256,
+        help="connections served at once, each with a thread; lowered to what the open-files limit allows. At the cap "
+        "the longest-idle connection is closed for a new one (default: 256)",
     )
     serve.add_argument("--verbose", action="store_true", help="log every request")
     serve.set_defaults(run=_hub_serve)

@@ -17,6 +17,7 @@ from torch import nn
 from transformers.modeling_outputs import ImageClassifierOutput
 
 from adapterzoo.backbones import backbone_name, describe_text_tower
+from adapterzoo.labels import checked_labels
 
 DEFAULT_TEMPLATE = "a photo of a {}."
 
@@ -52,13 +53,7 @@ class CLIPClassifier(nn.Module):
 
     def set_classes(self, class_names: Sequence[str]) -> None:
         """Classify among these classes from now on (open vocabulary: no retraining)."""
-        names = [str(name) for name in class_names]
-        if not names:
-            raise ValueError("A CLIPClassifier needs at least one class name.")
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            raise ValueError(f"Class names must be unique; repeated: {', '.join(duplicates)}.")
-        self.class_names = names
+        self.class_names = checked_labels(class_names, owner="A CLIPClassifier", kind="class name")
         self._text_cache.clear()
 
     def settings(self) -> dict:

@@ -22,6 +22,7 @@ from adapterzoo.data.builtin import SHAPES, builtin_dataset
 from adapterzoo.errors import MethodNotFoundError
 from adapterzoo.pretraining import TARGET_SHAPES, local_hub, pretrained_backbone, recipe_for
 from adapterzoo.registry import get_method
+from adapterzoo.remote_code import load_auto
 from adapterzoo.training import base_to_novel, evaluate, train
 
 
@@ -93,8 +94,8 @@ def _adapt_vit(vit: str, sizes: DemoSizes, output_dir: Path, progress: bool) -> 
     train_data = builtin_dataset("shapes", "train", num_per_class=sizes.train_per_class, classes=TARGET_SHAPES)
     test_data = builtin_dataset("shapes", "test", num_per_class=sizes.test_per_class, classes=TARGET_SHAPES)
     torch.manual_seed(0)
-    random_vit = transformers.ViTModel(transformers.AutoConfig.from_pretrained(vit), add_pooling_layer=False)
-    processor = transformers.AutoImageProcessor.from_pretrained(vit)
+    random_vit = transformers.ViTModel(load_auto("AutoConfig", vit), add_pooling_layer=False)
+    processor = load_auto("AutoImageProcessor", vit)
     runs = [(method, options, vit) for method, options in VIT_METHODS]
     runs += [(method, options, "random init") for method, options in VIT_METHODS if method in ALSO_ON_A_RANDOM_VIT]
     rows = []

@@ -42,5 +42,13 @@ class CheckpointError(AdapterZooError, ValueError):
     """A saved adapter is missing, corrupt, pickled, or does not match the model it is loaded into."""
 
 
+class RemoteCodeError(AdapterZooError):
+    """A backbone, processor or tokenizer ships its own code (an ``auto_map``), which runs only with
+    ``trust_remote_code=True``.
+
+    Not a ValueError: loaders that fall back to defaults on transformers' ValueErrors must not swallow it.
+    """
+
+
 class PluginWarning(UserWarning):
     """A plugin was skipped because it is broken or conflicts with another."""

@@ -14,6 +14,7 @@ from transformers.modeling_outputs import ImageClassifierOutput
 from adapterzoo.backbones import backbone_name, describe_backbone
 from adapterzoo.errors import UnsupportedBackboneError
 from adapterzoo.heads import LinearHead
+from adapterzoo.labels import checked_labels
 
 
 class ImageClassifier(nn.Module):
@@ -30,12 +31,7 @@ class ImageClassifier(nn.Module):
 
     def __init__(self, backbone: transformers.PreTrainedModel, labels: Sequence[str], *, pooling: str | None = None):
         super().__init__()
-        labels = [str(label) for label in labels]
-        if not labels:
-            raise ValueError("An ImageClassifier needs at least one label.")
-        duplicates = sorted({label for label in labels if labels.count(label) > 1})
-        if duplicates:
-            raise ValueError(f"Labels must be unique; repeated: {', '.join(duplicates)}.")
+        labels = checked_labels(labels, owner="An ImageClassifier")
         parts = describe_backbone(backbone)
         if parts.root:
             raise UnsupportedBackboneError(

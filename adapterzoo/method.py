@@ -13,6 +13,7 @@ from typing import Any
 
 from peft import PeftConfig
 from peft.tuners.tuners_utils import BaseTuner
+from peft.utils.constants import INCLUDE_LINEAR_LAYERS_SHORTHAND
 from torch import nn
 
 from adapterzoo.backbones import BackboneParts, is_role_list, resolve_linear_roles
@@ -119,13 +120,17 @@ class Method:
 
         Options are checked against the config's fields; role lists such as ``target_modules=["q", "v"]`` are
         resolved to the backbone's own module names; ``head_module`` is saved and trained beside the adapter, unless
-        the method replaces the head.
+        the method replaces the head. A regex of the user's own becomes the names of the modules it matches, since
+        loading accepts no regex but the roles' (see `adapterzoo.pattern_check`).
         """
         self.check_options(options)
         values = {**self.defaults, **options}
         for name in ROLE_OPTIONS:
-            if is_role_list(values.get(name)):
-                values[name] = resolve_linear_roles(task_model, values[name])
+            value = values.get(name)
+            if is_role_list(value):
+                values[name] = resolve_linear_roles(task_model, value)
+            elif isinstance(value, str) and value != INCLUDE_LINEAR_LAYERS_SHORTHAND:
+                values[name] = [path for path, _ in task_model.named_modules() if path and re.fullmatch(value, path)]
         config = self.config_cls(**values)
         if head_module is not None and not self.replaces_head:
             config.modules_to_save = [*(config.modules_to_save or []), head_module]

@@ -16,12 +16,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from adapterzoo.errors import CheckpointError
+from adapterzoo.labels import checked_labels
 
 FORMAT_VERSION = 1
 """Bumped whenever `AdapterRecord` changes in a way older readers would misread."""
@@ -81,6 +83,13 @@ class AdapterRecord:
         missing = sorted(name for name in known if name not in data and name not in ("metrics", "format_version"))
         if missing:
             raise CheckpointError(f"{path} lacks required field(s): {', '.join(missing)}.")
+        labels = data["labels"]
+        if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+            raise CheckpointError(f"{path}: labels must be a list of strings.")
+        try:
+            checked_labels(labels, owner="An adapter")
+        except ValueError as exc:
+            raise CheckpointError(f"{path}: {exc}") from exc
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
@@ -150,15 +159,39 @@ def check_no_pickle_only(folder: Path) -> None:
         )
 
 
-def read_weights(path: Path, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Read a safetensors file and check that it holds exactly the ``expected`` keys with the expected shapes."""
+@contextmanager
+def _opened_weights(path: Path) -> Iterator[Any]:
+    """The safetensors file at ``path``, open; a CheckpointError when it is missing, truncated or corrupt."""
     if not path.is_file():
         raise CheckpointError(f"The adapter weights are missing: {path} does not exist.")
     try:
         with safe_open(str(path), framework="pt") as handle:
-            loaded = {key: handle.get_tensor(key) for key in handle.keys()}
+            yield handle
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path} is not a readable safetensors file (truncated or corrupt): {exc}") from exc
+
+
+def check_head_size(path: Path, head_module: str, *, rows: int, width: int) -> None:
+    """Refuse a weights file whose head holds no ``rows`` x ``width`` matrix, reading only the file's header.
+
+    Run before the task model is built, with ``rows`` the number of labels the record lists: a record listing more
+    labels than the head has would otherwise first build, and allocate, a head that large.
+    """
+    prefix = f"base_model.model.{head_module}."
+    with _opened_weights(path) as handle:
+        shapes = {tuple(handle.get_slice(key).get_shape()) for key in handle.keys() if key.startswith(prefix)}
+    if (rows, width) not in shapes:
+        matrices = sorted(shape for shape in shapes if len(shape) == 2)
+        raise CheckpointError(
+            f"{path}: the head ('{head_module}') holds no {rows} x {width} weight for the {rows} labels listed in "
+            f"{ZOO_CONFIG_NAME}; its matrices are {matrices[:5]}."
+        )
+
+
+def read_weights(path: Path, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Read a safetensors file and check that it holds exactly the ``expected`` keys with the expected shapes."""
+    with _opened_weights(path) as handle:
+        loaded = {key: handle.get_tensor(key) for key in handle.keys()}
     missing = sorted(expected.keys() - loaded.keys())
     unexpected = sorted(loaded.keys() - expected.keys())
     if missing or unexpected:

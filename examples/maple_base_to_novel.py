@@ -39,7 +39,8 @@ def main() -> None:
     epochs = {"epochs": args.epochs} if args.epochs else {}
     rows = []
     with zoo_backbone("clip", args.backbone, quick=args.quick) as backbone:
-        layers = transformers.AutoConfig.from_pretrained(backbone).text_config.num_hidden_layers
+        config = transformers.AutoConfig.from_pretrained(backbone, trust_remote_code=False)
+        layers = config.text_config.num_hidden_layers
         for method, options in [("zero-shot", {}), ("coop", {}), ("maple", {"depth": scaled_depth(layers)})]:
             torch.manual_seed(0)
             model = AutoAdapter.from_backbone(backbone, method=method, labels=SHAPES, **options)

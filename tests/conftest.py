@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import importlib.metadata
 import os
 import subprocess
@@ -9,10 +10,13 @@ import sys
 import textwrap
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+from huggingface_hub import HfApi
 
 from adapterzoo import registry
+from adapterzoo.hub import EmbeddedHub
 from adapterzoo.pretraining import local_hub, pretrained_backbone
 from adapterzoo.testing import save_tiny_backbone
 
@@ -68,3 +72,32 @@ def run_python(tmp_path: Path):
         return result.stdout
 
     return run
+
+
+@pytest.fixture
+def hub(tmp_path: Path):
+    """An embedded Hub on loopback, serving a fresh folder."""
+    with EmbeddedHub(tmp_path / "hub") as hub:
+        yield hub
+
+
+@pytest.fixture
+def api(hub: EmbeddedHub) -> HfApi:
+    return HfApi(endpoint=hub.url)
+
+
+def _raw_request(hub: EmbeddedHub, method: str, path: str, body: bytes = b"", headers: dict | None = None):
+    """One HTTP request as written, without a client's own checks: (status, body, headers)."""
+    url = urlsplit(hub.url)
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, response.read(), dict(response.getheaders())
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def raw_request():
+    return _raw_request

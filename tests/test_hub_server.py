@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import signal
@@ -21,28 +20,9 @@ from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, Revi
 from adapterzoo.hub import EmbeddedHub
 
 
-@pytest.fixture
-def hub(tmp_path: Path):
-    with EmbeddedHub(tmp_path / "hub") as hub:
-        yield hub
-
-
-@pytest.fixture
-def api(hub: EmbeddedHub) -> HfApi:
-    return HfApi(endpoint=hub.url)
-
-
 def download(hub: EmbeddedHub, repo_id: str, filename: str, tmp_path: Path, **kwargs) -> bytes:
     path = hf_hub_download(repo_id, filename, endpoint=hub.url, cache_dir=tmp_path / "cache", **kwargs)
     return Path(path).read_bytes()
-
-
-def raw_request(hub: EmbeddedHub, method: str, path: str, body: bytes = b"", headers: dict | None = None):
-    host, port = urlsplit(hub.url).hostname, urlsplit(hub.url).port
-    connection = http.client.HTTPConnection(host, port, timeout=10)
-    connection.request(method, path, body=body, headers=headers or {})
-    response = connection.getresponse()
-    return response.status, response.read(), dict(response.getheaders())
 
 
 def test_repos_are_created_once_and_described(api: HfApi) -> None:
@@ -184,7 +164,7 @@ def test_private_repos_and_tokens(tmp_path: Path) -> None:
         ("POST", "/api/models/lab/safe/branch/..%2F..%2Fescape"),
     ],
 )
-def test_escaping_paths_and_ids_are_refused(hub: EmbeddedHub, api: HfApi, method: str, path: str) -> None:
+def test_escaping_paths_and_ids_are_refused(hub: EmbeddedHub, api: HfApi, method: str, path: str, raw_request) -> None:
     api.create_repo("lab/safe")
     status, _, _ = raw_request(hub, method, path, b"{}" if method == "POST" else b"")
     assert status in (400, 404)
@@ -192,7 +172,9 @@ def test_escaping_paths_and_ids_are_refused(hub: EmbeddedHub, api: HfApi, method
 
 
 @pytest.mark.parametrize("bad_path", ["../outside.txt", "/etc/passwd", "a/../../b", "a\\b", ".git/config", "a//b"])
-def test_a_commit_with_an_escaping_file_path_is_refused_whole(hub: EmbeddedHub, api: HfApi, bad_path: str) -> None:
+def test_a_commit_with_an_escaping_file_path_is_refused_whole(
+    hub: EmbeddedHub, api: HfApi, bad_path: str, raw_request
+) -> None:
     api.create_repo("lab/paths")
     head = api.model_info("lab/paths").sha
     lines = [
@@ -258,7 +240,7 @@ def test_a_server_killed_mid_push_keeps_the_previous_commit(tmp_path: Path) -> N
         server.wait()
 
 
-def test_large_files_go_through_git_lfs(tmp_path: Path, run_python) -> None:
+def test_large_files_go_through_git_lfs(tmp_path: Path, run_python, raw_request) -> None:
     payload = tmp_path / "big.bin"
     payload.write_bytes(os.urandom(300_000))
     with EmbeddedHub(tmp_path / "hub", lfs_threshold=100_000) as hub:
@@ -281,7 +263,7 @@ def test_large_files_go_through_git_lfs(tmp_path: Path, run_python) -> None:
         assert status == 403
 
 
-def test_downloads_resume_from_a_byte_range(hub: EmbeddedHub, api: HfApi) -> None:
+def test_downloads_resume_from_a_byte_range(hub: EmbeddedHub, api: HfApi, raw_request) -> None:
     api.create_repo("lab/range")
     api.upload_file(path_or_fileobj=b"0123456789", path_in_repo="digits", repo_id="lab/range")
     status, body, headers = raw_request(hub, "GET", "/lab/range/resolve/main/digits", headers={"Range": "bytes=4-"})

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import transformers
 
 from adapterzoo.auto import AdapterModel, AutoAdapter
 from adapterzoo.backbones import describe_backbone, load_backbone
@@ -22,6 +21,7 @@ from adapterzoo.benchmarks.shapes import Row, Shape
 from adapterzoo.benchmarks.worker import measure_step
 from adapterzoo.data.builtin import SHAPES, builtin_dataset
 from adapterzoo.pretraining import TARGET_SHAPES, local_hub, pretrained_backbone
+from adapterzoo.remote_code import load_auto
 from adapterzoo.training import base_to_novel, evaluate, train
 
 
@@ -151,7 +151,7 @@ def accuracy(rows: list[Row], *, seeds: int, quick: bool, workdir: Path, progres
     with local_hub():
         vit = pretrained_backbone("vit", quick=quick, progress=progress)
         clip = pretrained_backbone("clip", quick=quick, progress=progress)
-        layers = transformers.AutoConfig.from_pretrained(clip).text_config.num_hidden_layers
+        layers = load_auto("AutoConfig", clip).text_config.num_hidden_layers
         for row in rows:
             scores = []
             for seed in range(seeds):

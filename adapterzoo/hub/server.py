@@ -18,83 +18,57 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
+import sys
 import threading
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import yaml
 
-from adapterzoo.hub.store import (
-    DEFAULT_BRANCH,
-    HubError,
-    Operation,
-    Repo,
-    RepoStore,
-    check_path,
-    check_ref_name,
-    decode_regular_file,
-)
+from adapterzoo.hub.commit_body import read_commit_lines
+from adapterzoo.hub.connections import BoundedHTTPServer
+from adapterzoo.hub.names import HubError, check_oid, check_path, check_ref_name, check_repo_id, is_commit_id
+from adapterzoo.hub.request_body import RequestBody, field, json_object
+from adapterzoo.hub.store import DEFAULT_BRANCH, REPO_TYPES, Operation, Repo, RepoStore
 
 API_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 URL_PREFIXES = {"model": "", "dataset": "datasets/", "space": "spaces/"}
+_HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
+_UNREAD_BODY_DRAINED = 1 << 20
+_MAX_CARD_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
 class HubSettings:
-    """How the server behaves: where repos live, who may write, and when files go through LFS."""
+    """How the server behaves: where repos live, who may write, when files go through LFS, and its resource limits.
+
+    ``max_body_size`` bounds one request's body (a commit's files travel base64-encoded in it unless they go through
+    LFS); ``timeout`` is how long a connection may sit idle or stall mid-request; ``max_connections`` caps open
+    connections (each has a thread), lowered automatically when the process is short of file descriptors.
+    """
 
     root: Path
     token: str | None = None
     user: str = "local"
     lfs_threshold: int | None = None
     verbose: bool = False
+    max_body_size: int = 1 << 30
+    timeout: float = 60.0
+    max_connections: int = 256
 
 
-class _Body:
-    """A request body, read from a Content-Length or a chunked transfer, that knows whether it arrived whole."""
-
-    def __init__(self, handler: BaseHTTPRequestHandler):
-        self.rfile = handler.rfile
-        self.chunked = handler.headers.get("Transfer-Encoding", "").lower() == "chunked"
-        self.remaining = int(handler.headers.get("Content-Length") or 0)
-        self._buffer = b""
-        self._done = False
-
-    def _next_chunk(self) -> bytes:
-        size_line = self.rfile.readline()
-        if not size_line:
-            raise HubError(400, "The request body ended early")
-        size = int(size_line.split(b";")[0].strip() or b"0", 16)
-        data = self.rfile.read(size) if size else b""
-        self.rfile.readline()
-        if len(data) != size:
-            raise HubError(400, "The request body ended early")
-        if size == 0:
-            self._done = True
-        return data
-
-    def read(self, n: int = -1) -> bytes:
-        if not self.chunked:
-            n = self.remaining if n < 0 else min(n, self.remaining)
-            data = self.rfile.read(n) if n else b""
-            self.remaining -= len(data)
-            if len(data) < n:
-                raise HubError(400, "The request body ended early")
-            return data
-        while not self._done and (n < 0 or len(self._buffer) < n):
-            self._buffer += self._next_chunk()
-        if n < 0:
-            data, self._buffer = self._buffer, b""
-        else:
-            data, self._buffer = self._buffer[:n], self._buffer[n:]
-        return data
+def _header_value(value: str) -> str:
+    """A header value in printable ASCII: anything else (non-Latin-1 names, control characters) percent-encoded."""
+    return quote(value, safe=_HEADER_SAFE)
 
 
 class HubRequestHandler(BaseHTTPRequestHandler):
@@ -111,6 +85,14 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         if self.settings.verbose:
             super().log_message(format, *args)
 
+    def handle_one_request(self) -> None:
+        self.server.mark(self.connection, idle=True)
+        super().handle_one_request()
+
+    def parse_request(self) -> bool:
+        self.server.mark(self.connection, idle=False)
+        return super().parse_request()
+
     @property
     def base_url(self) -> str:
         host, port = self.server.server_address[:2]
@@ -121,7 +103,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         for key, value in (headers or {}).items():
-            self.send_header(key, value)
+            self.send_header(key, _header_value(value))
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
@@ -132,31 +114,39 @@ class HubRequestHandler(BaseHTTPRequestHandler):
     def send_hub_error(self, error: HubError) -> None:
         # The request body may be partly unread: close the connection, and say so, so no client reuses it.
         self.close_connection = True
-        headers = {"X-Error-Message": str(error).replace("\n", " "), "Connection": "close"}
+        headers = {"X-Error-Message": str(error), "Connection": "close"}
         if error.code:
             headers["X-Error-Code"] = error.code
         self.send_json({"error": str(error)}, error.status, headers)
 
-    def read_json(self) -> Any:
-        try:
-            return json.loads(self.body.read() or b"{}")
-        except json.JSONDecodeError as exc:
-            raise HubError(400, f"Invalid JSON body: {exc}") from exc
+    def read_json(self, where: str = "The request body") -> dict:
+        return json_object(self.body.json(), where)
 
     def _dispatch(self) -> None:
-        self.body = _Body(self)
         try:
+            self.body = RequestBody(self.headers, self.rfile, self.settings.max_body_size)
             split = urlsplit(self.path)
-            self.query = {key: values[-1] for key, values in parse_qs(split.query).items()}
-            segments = [unquote(s) for s in split.path.strip("/").split("/")] if split.path.strip("/") else []
-            self.route(segments)
-            self.body.read()  # whatever the endpoint left unread must not leak into the next request
+            self.query = {key: values[-1] for key, values in parse_qs(split.query, errors="strict").items()}
+            path = split.path.strip("/")
+            self.route([unquote(s, errors="strict") for s in path.split("/")] if path else [])
+            self._finish_body()
+        except UnicodeDecodeError:
+            self.send_hub_error(HubError(400, "The request's URL is not valid percent-encoded UTF-8"))
         except HubError as error:
             self.send_hub_error(error)
-        except (BrokenPipeError, ConnectionResetError):
+        except (TimeoutError, BrokenPipeError, ConnectionResetError):
             self.close_connection = True
-        except Exception as exc:  # report, never crash the server
-            self.send_hub_error(HubError(500, f"Internal error: {exc!r}"))
+        except Exception:  # a bug of ours: log it for the operator, tell the client no more than that
+            sys.stderr.write(
+                f"adapterzoo hub: internal error on {self.command} {self.path!r}\n{traceback.format_exc()}"
+            )
+            self.send_hub_error(HubError(500, "Internal error of the hub (logged on the server)"))
+
+    def _finish_body(self) -> None:
+        """Skip what the endpoint left unread (it must not leak into the next request), or hang up if it is long."""
+        self.body.read(_UNREAD_BODY_DRAINED)
+        if not self.body.ended:
+            self.close_connection = True
 
     do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = _dispatch
 
@@ -168,7 +158,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         header = self.headers.get("Authorization", "")
         if not header:
             return None
-        if header == f"Bearer {self.settings.token}":
+        if hmac.compare_digest(header.encode(), f"Bearer {self.settings.token}".encode()):
             return self.settings.user
         raise HubError(401, "Invalid credentials in Authorization header")
 
@@ -194,8 +184,8 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             return self.validate_yaml()
         if s[:3] == ["api", "repos", "create"] and method == "POST":
             return self.create_repo()
-        if s[:2] == ["api", "lfs-upload"] and len(s) == 7:
-            return self.lfs_transfer(API_TYPES.get(s[2], ""), f"{s[3]}/{s[4]}", s[5], s[6])
+        if s[:2] == ["api", "lfs-upload"] and len(s) == 7 and s[2] in API_TYPES:
+            return self.lfs_transfer(API_TYPES[s[2]], f"{s[3]}/{s[4]}", s[5], s[6])
         if len(s) >= 4 and s[0] == "api" and s[1] in API_TYPES:
             return self.repo_api(API_TYPES[s[1]], f"{s[2]}/{s[3]}", s[4:])
         repo_type = "model"
@@ -230,7 +220,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             raise HubError(501, "This hub does not speak Xet: set HF_HUB_DISABLE_XET=1 to upload large files via LFS")
         if action == "discussions" and method == "POST" and len(rest) == 1:
             return self.open_pull_request(repo_type, repo_id)
-        if action == "discussions" and method == "GET" and len(rest) == 2 and rest[1].isdigit():
+        if action == "discussions" and method == "GET" and len(rest) == 2 and re.fullmatch("[0-9]{1,9}", rest[1]):
             return self.pull_request(repo_type, repo_id, int(rest[1]))
         raise HubError(404, f"No route for {method} {self.path}")
 
@@ -242,10 +232,10 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         self.send_json({"type": "user", "name": user, "fullname": user, "orgs": [], "auth": {"type": "access_token"}})
 
     def validate_yaml(self) -> None:
-        content = self.read_json().get("content", "")
+        content = field(self.read_json(), "content", str, "")
         try:
             if content.startswith("---"):
-                yaml.safe_load(content.split("---", 2)[1])
+                _safe_yaml(content.split("---", 2)[1])
         except (yaml.YAMLError, IndexError) as exc:
             self.send_json({"errors": [{"message": f"Invalid YAML: {exc}"}], "warnings": []}, 400)
             return
@@ -254,12 +244,15 @@ class HubRequestHandler(BaseHTTPRequestHandler):
     def create_repo(self) -> None:
         author = self.require_writer()
         payload = self.read_json()
-        repo_type = payload.get("type") or "model"
-        repo_id = f"{payload.get('organization') or author}/{payload.get('name', '')}"
-        private = payload.get("private", payload.get("visibility") == "private") or False
-        url = f"{self.base_url}/{URL_PREFIXES.get(repo_type, '')}{repo_id}"
+        repo_type = field(payload, "type", str, "model")
+        if repo_type not in REPO_TYPES:
+            raise HubError(400, f"Invalid repo type {repo_type!r}: expected one of {', '.join(REPO_TYPES)}")
+        repo_id = f"{field(payload, 'organization', str, author)}/{field(payload, 'name', str)}"
+        check_repo_id(repo_id)
+        private = field(payload, "private", bool, field(payload, "visibility", str, "public") == "private")
+        url = f"{self.base_url}/{URL_PREFIXES[repo_type]}{repo_id}"
         try:
-            self.store.create(repo_type, repo_id, private=bool(private), author=author)
+            self.store.create(repo_type, repo_id, private=private, author=author)
         except HubError as error:
             if error.status != 409:
                 raise
@@ -277,6 +270,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
                 sibling["lfs"] = {"size": entry.size, "sha256": entry.sha256, "pointerSize": len(entry.pointer)}
             siblings.append(sibling)
         card = _card_metadata(repo, commit.tree.get("README.md"))
+        tags = card.get("tags")
         info = {
             "id": repo_id,
             "modelId": repo_id,
@@ -288,11 +282,11 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             "lastModified": commit.date,
             "createdAt": repo.created,
             "siblings": siblings,
-            "tags": card.get("tags") or [],
+            "tags": [str(tag) for tag in tags] if isinstance(tags, list) else [],
             "cardData": card,
         }
         for key in ("library_name", "pipeline_tag"):
-            if key in card:
+            if isinstance(card.get(key), str):
                 info[key] = card[key]
         self.send_json(info)
 
@@ -352,9 +346,12 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         tree = repo.read_commit(repo.resolve(revision)).tree
         threshold = self.settings.lfs_threshold
         files = []
-        for item in self.read_json().get("files", []):
-            path = check_path(item["path"])
-            lfs = threshold is not None and int(item.get("size", 0)) >= threshold
+        for item in field(self.read_json(), "files", list, []):
+            where = "Each item of 'files'"
+            item = json_object(item, where)
+            path = check_path(field(item, "path", str, where=where))
+            size = field(item, "size", int, 0, where=where)
+            lfs = threshold is not None and size >= threshold
             existing = tree.get(path)
             oid = None if existing is None else (existing.sha256 if existing.lfs else existing.oid)
             files.append({"path": path, "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False, "oid": oid})
@@ -363,21 +360,25 @@ class HubRequestHandler(BaseHTTPRequestHandler):
     def commit(self, repo_type: str, repo_id: str, revision: str) -> None:
         author = self.require_writer()
         repo = self.repo(repo_type, repo_id, write=True)
-        try:
-            lines = [json.loads(line) for line in self.body.read().splitlines() if line.strip()]
-        except json.JSONDecodeError as exc:
-            raise HubError(400, f"Invalid commit body: {exc}") from exc
-        if not lines or lines[0].get("key") != "header":
+        repo.writable_ref(revision)
+        lines = read_commit_lines(self.body, repo.store_chunks)
+        first = next(lines, None)
+        if first is None or first.key != "header":
             raise HubError(400, "A commit body starts with a header line")
-        header = lines[0]["value"]
-        operations = [self._operation(repo, line) for line in lines[1:]]
+        where = "The commit's header"
+        if first.value is None:
+            raise HubError(400, f"{where} lacks 'value'")
+        parent_commit = field(first.value, "parentCommit", str, None, where=where)
+        if parent_commit is not None and not is_commit_id(parent_commit):
+            raise HubError(400, f"'parentCommit' must be a commit id (40 hex digits), not {parent_commit[:60]!r}")
+        operations = [_operation(line.key, line.value, line.content_sha256) for line in lines]
         commit_id, pr_number = repo.commit(
             revision,
             operations,
-            title=header.get("summary") or "Upload files",
-            message=header.get("description") or "",
+            title=field(first.value, "summary", str, "", where=where) or "Upload files",
+            message=field(first.value, "description", str, "", where=where),
             author=author,
-            parent_commit=header.get("parentCommit"),
+            parent_commit=parent_commit,
             create_pr=self.query.get("create_pr") == "1",
         )
         url = f"{self.base_url}/{URL_PREFIXES[repo_type]}{repo_id}"
@@ -390,29 +391,14 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             }
         )
 
-    @staticmethod
-    def _operation(repo: Repo, line: dict) -> Operation:
-        key, value = line.get("key"), line.get("value", {})
-        path = check_path(value.get("path", ""))
-        if key == "file":
-            return Operation("add", path, repo.store_bytes(decode_regular_file(value["content"], value["encoding"])))
-        if key == "lfsFile":
-            if value.get("algo", "sha256") != "sha256":
-                raise HubError(400, "LFS files are addressed by sha256")
-            return Operation("add", path, value["oid"], lfs=True)
-        if key == "deletedFile":
-            return Operation("delete_file", path)
-        if key == "deletedFolder":
-            return Operation("delete_folder", path)
-        raise HubError(400, f"Unknown commit operation '{key}'")
-
     def branch(self, repo_type: str, repo_id: str, name: str) -> None:
         repo = self.repo(repo_type, repo_id, write=True)
         ref = f"refs/heads/{check_ref_name(name)}"
         if self.command == "DELETE":
             repo.delete_ref(ref)
         else:
-            repo.create_ref(ref, repo.resolve(self.read_json().get("startingPoint") or DEFAULT_BRANCH))
+            starting_point = field(self.read_json(), "startingPoint", str, DEFAULT_BRANCH)
+            repo.create_ref(ref, repo.resolve(starting_point))
         self.send_json({"success": True})
 
     def tag(self, repo_type: str, repo_id: str, revision_or_tag: str) -> None:
@@ -420,7 +406,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         if self.command == "DELETE":
             repo.delete_ref(f"refs/tags/{check_ref_name(revision_or_tag)}")
         else:
-            tag = check_ref_name(self.read_json().get("tag", ""))
+            tag = check_ref_name(field(self.read_json(), "tag", str))
             repo.create_ref(f"refs/tags/{tag}", repo.resolve(revision_or_tag))
         self.send_json({"success": True})
 
@@ -428,9 +414,10 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         author = self.require_writer()
         repo = self.repo(repo_type, repo_id, write=True)
         payload = self.read_json()
-        if not payload.get("pullRequest"):
+        if not field(payload, "pullRequest", bool, False):
             raise HubError(400, "This hub supports pull requests only, not discussions")
-        number = repo.open_pull_request(payload.get("title", ""), payload.get("description", ""), author)
+        title, description = field(payload, "title", str, ""), field(payload, "description", str, "")
+        number = repo.open_pull_request(title, description, author)
         url = f"{self.base_url}/{URL_PREFIXES[repo_type]}{repo_id}/discussions/{number}"
         self.send_json({"num": number, "url": url})
 
@@ -485,8 +472,12 @@ class HubRequestHandler(BaseHTTPRequestHandler):
     def lfs_batch(self, repo_type: str, repo_id: str) -> None:
         repo = self.repo(repo_type, repo_id, write=True)
         objects = []
-        for item in self.read_json().get("objects", []):
-            sha256, size = str(item["oid"]), int(item["size"])
+        for item in field(self.read_json(), "objects", list, []):
+            where = "Each item of 'objects'"
+            item = json_object(item, where)
+            sha256, size = check_oid(field(item, "oid", str, where=where)), field(item, "size", int, where=where)
+            if not 0 <= size <= self.settings.max_body_size:
+                raise HubError(413, f"LFS object {sha256} of {size} bytes exceeds this hub's limit")
             entry: dict[str, Any] = {"oid": sha256, "size": size, "authenticated": True}
             if not repo.has_object(sha256):
                 href = f"{self.base_url}/api/lfs-upload/{repo_type}s/{repo_id}/{sha256}/{size}"
@@ -497,7 +488,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
 
     def lfs_transfer(self, repo_type: str, repo_id: str, sha256: str, size: str) -> None:
         expected = self._signature(repo_type, repo_id, sha256, size)
-        if not hmac.compare_digest(self.query.get("signature", ""), expected):
+        if not hmac.compare_digest(self.query.get("signature", "").encode(), expected.encode()):
             raise HubError(403, "Invalid or missing upload signature")
         repo = self.store.get(repo_type, repo_id)
         if self.command == "PUT":
@@ -507,15 +498,48 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         self.send_json({"success": True})
 
 
+def _operation(key: Any, value: dict | None, content_sha256: str | None) -> Operation:
+    """One commit line after the header, as a store `Operation`, with every field checked."""
+    where = f"The commit's {key!r} line" if isinstance(key, str) else "A commit line"
+    if value is None:
+        raise HubError(400, f"{where} lacks 'value'")
+    path = check_path(field(value, "path", str, where=where))
+    if key == "file":
+        if content_sha256 is None:
+            raise HubError(400, f"{where} for '{path}' lacks 'content'")
+        if field(value, "encoding", str, where=where) != "base64":
+            raise HubError(400, f"Unsupported file encoding {value['encoding']!r}: this hub reads base64")
+        return Operation("add", path, content_sha256)
+    if content_sha256 is not None:
+        raise HubError(400, f"{where} cannot carry 'content'")
+    if key == "lfsFile":
+        if field(value, "algo", str, "sha256", where=where) != "sha256":
+            raise HubError(400, "LFS files are addressed by sha256")
+        return Operation("add", path, check_oid(field(value, "oid", str, where=where)), lfs=True)
+    if key == "deletedFile":
+        return Operation("delete_file", path)
+    if key == "deletedFolder":
+        return Operation("delete_folder", path)
+    raise HubError(400, f"Unknown commit operation {key!r}")
+
+
+def _safe_yaml(text: str) -> Any:
+    """YAML front matter, refusing aliases: a few nested aliases expand to gigabytes once the data is serialised."""
+    if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=yaml.SafeLoader)):
+        raise yaml.YAMLError("aliases (*name) are not allowed in model card metadata")
+    return yaml.safe_load(text)
+
+
 def _card_metadata(repo: Repo, readme: Any) -> dict:
-    if readme is None:
+    """The README's YAML front matter as JSON-ready data; {} when there is none or it cannot be read safely."""
+    if readme is None or readme.size > _MAX_CARD_BYTES:
         return {}
     text = repo.object_path(readme.sha256).read_text(errors="replace")
     if not text.startswith("---"):
         return {}
     try:
-        data = yaml.safe_load(text.split("---", 2)[1])
-    except (yaml.YAMLError, IndexError):
+        data = json.loads(json.dumps(_safe_yaml(text.split("---", 2)[1]), default=str))
+    except (yaml.YAMLError, IndexError, TypeError, ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -546,16 +570,19 @@ def _copy(source: IO[bytes], target: IO[bytes], count: int) -> None:
         count -= len(chunk)
 
 
-def make_server(settings: HubSettings, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
+def make_server(settings: HubSettings, host: str = "127.0.0.1", port: int = 0) -> BoundedHTTPServer:
     """An HTTP server for ``settings`` (port 0 picks a free port), not yet serving."""
     handler = type(
         "BoundHubRequestHandler",
         (HubRequestHandler,),
-        {"settings": settings, "store": RepoStore(settings.root), "secret": secrets.token_bytes(32)},
+        {
+            "settings": settings,
+            "store": RepoStore(settings.root),
+            "secret": secrets.token_bytes(32),
+            "timeout": settings.timeout,
+        },
     )
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
-    return server
+    return BoundedHTTPServer((host, port), handler, max_connections=settings.max_connections)
 
 
 class EmbeddedHub:
@@ -573,8 +600,10 @@ class EmbeddedHub:
         token: str | None = None,
         user: str = "local",
         lfs_threshold: int | None = None,
+        **limits: Any,
     ):
-        self.settings = HubSettings(Path(root), token=token, user=user, lfs_threshold=lfs_threshold)
+        """``limits`` are `HubSettings`' ``max_body_size``, ``timeout`` and ``max_connections``."""
+        self.settings = HubSettings(Path(root), token=token, user=user, lfs_threshold=lfs_threshold, **limits)
         self._server = make_server(self.settings, port=port)
         self._thread: threading.Thread | None = None
 
