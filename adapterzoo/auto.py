@@ -26,6 +26,7 @@ from torch import nn
 from transformers.modeling_outputs import ImageClassifierOutput
 
 from adapterzoo import __version__
+from adapterzoo.atomic_folder import MANIFEST_NAME, atomic_directory
 from adapterzoo.backbones import (
     backbone_name,
     describe_backbone,
@@ -46,8 +47,9 @@ from adapterzoo.saving import (
     MODEL_CARD_NAME,
     PEFT_CONFIG_NAME,
     WEIGHTS_NAME,
+    ZOO_CONFIG_NAME,
     AdapterRecord,
-    atomic_directory,
+    check_finite,
     check_head_size,
     check_no_pickle_only,
     read_weights,
@@ -182,14 +184,16 @@ class AdapterModel(nn.Module):
         """Save the active adapter and head, atomically: a failure leaves any previous save in place untouched."""
         return self._save(Path(save_directory), card_location=str(save_directory))
 
+    def _weights(self) -> dict[str, torch.Tensor]:
+        """The active adapter's (and head's) tensors, as PEFT saves them."""
+        return get_peft_model_state_dict(self.peft_model, adapter_name=self.adapter_name, save_embedding_layers=False)
+
     def _save(self, folder: Path, *, card_location: str) -> Path:
         record = self.record()
         config = copy.deepcopy(self.peft_model.peft_config[self.adapter_name])
         config.inference_mode = True
-        weights = get_peft_model_state_dict(
-            self.peft_model, adapter_name=self.adapter_name, save_embedding_layers=False
-        )
-        with atomic_directory(folder) as staging:
+        weights = self._weights()
+        with atomic_directory(folder, marker=ZOO_CONFIG_NAME) as staging:
             record.write(staging)
             config.save_pretrained(str(staging))
             write_weights(staging / WEIGHTS_NAME, weights)
@@ -213,6 +217,7 @@ class AdapterModel(nn.Module):
         ``revision`` names the branch to push to (created from main if missing); ``create_pr`` opens a pull request
         against main instead. The Hub is ``HF_ENDPOINT`` (the public Hub by default) and ``token`` the usual HF token.
         """
+        check_finite(self._weights(), f"the adapter for {repo_id}")  # before anything is created on the Hub
         api = HfApi(token=token)
         repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
         if revision is not None and not create_pr:
@@ -226,6 +231,7 @@ class AdapterModel(nn.Module):
                 commit_message=commit_message or f"Upload {self.method.name} adapter with adapterzoo",
                 commit_description=commit_description,
                 create_pr=create_pr,
+                ignore_patterns=[MANIFEST_NAME],
             )
 
 

@@ -352,7 +352,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        return 130  # what a shell reports for Ctrl-C; training has already said where it stopped
 
 
 if __name__ == "__main__":

@@ -42,6 +42,14 @@ class CheckpointError(AdapterZooError, ValueError):
     """A saved adapter is missing, corrupt, pickled, or does not match the model it is loaded into."""
 
 
+class NonFiniteError(AdapterZooError, FloatingPointError):
+    """A loss, gradient or weight is NaN or infinite: training stops, and such weights are never saved."""
+
+
+class DiskFullError(AdapterZooError, OSError):
+    """The disk filled up during a save; the previous save of that folder is kept."""
+
+
 class RemoteCodeError(AdapterZooError):
     """A backbone, processor or tokenizer ships its own code (an ``auto_map``), which runs only with
     ``trust_remote_code=True``.

@@ -8,21 +8,18 @@ safetensors only: pickle files are never opened.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import safetensors.torch
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
-from adapterzoo.errors import CheckpointError
+from adapterzoo.atomic_folder import recover
+from adapterzoo.errors import CheckpointError, NonFiniteError
 from adapterzoo.labels import checked_labels
 
 FORMAT_VERSION = 1
@@ -93,58 +90,27 @@ class AdapterRecord:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-def _fsync_tree(folder: Path) -> None:
-    for path in folder.rglob("*"):
-        if path.is_file():
-            with open(path, "rb") as handle:
-                os.fsync(handle.fileno())
-
-
-def _backups(target: Path) -> list[Path]:
-    return sorted(target.parent.glob(f".{target.name}.*.old"))
-
-
 def recover_interrupted_save(target: Path) -> None:
-    """Put back the previous save if a process died between moving it aside and moving the new one in."""
-    target = Path(target)
-    backups = _backups(target)
-    if not target.exists() and backups:
-        os.rename(backups[-1], target)
+    """Make ``target`` the newest complete save of an adapter again after crashed saves, and clean up after them."""
+    recover(target, marker=ZOO_CONFIG_NAME)
 
 
-@contextmanager
-def atomic_directory(target: str | os.PathLike, *, marker: str = ZOO_CONFIG_NAME) -> Iterator[Path]:
-    """Write a folder atomically: yield a staging folder, then swap it in place of ``target`` in one step.
-
-    If the body raises, the staging folder is removed and ``target`` keeps its previous content. A folder that
-    exists, is not empty and lacks the ``marker`` file of what is written here is never replaced.
-    """
-    target = Path(target)
-    recover_interrupted_save(target)
-    if target.exists():
-        if not target.is_dir():
-            raise CheckpointError(f"Cannot save to {target}: it is a file.")
-        if any(target.iterdir()) and not (target / marker).is_file():
-            raise CheckpointError(f"Refusing to replace {target}: it is not empty and holds no adapterzoo save.")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".saving", dir=target.parent))
-    try:
-        yield staging
-        _fsync_tree(staging)
-        if target.exists():
-            backup = target.with_name(f".{target.name}.{uuid.uuid4().hex}.old")
-            os.rename(target, backup)
-            os.rename(staging, target)
-            shutil.rmtree(backup)
-        else:
-            os.rename(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+def check_finite(state_dict: dict[str, torch.Tensor], name: str) -> None:
+    """Refuse to save ``name`` when a tensor holds NaN or infinite values: a diverged run must not look saved."""
+    broken = [key for key, tensor in state_dict.items() if tensor.is_floating_point() and not tensor.isfinite().all()]
+    if broken:
+        more = " and more" if len(broken) > 3 else ""
+        raise NonFiniteError(f"Refusing to save {name}: {', '.join(broken[:3])}{more} hold NaN or infinite values.")
 
 
 def write_weights(path: Path, state_dict: dict[str, torch.Tensor]) -> None:
-    save_file({k: v.detach().contiguous() for k, v in state_dict.items()}, str(path), metadata={"format": "pt"})
+    """Write ``state_dict`` as safetensors, refusing NaN or infinite values (`check_finite`).
+
+    The bytes are written by Python, so a full disk is an ``OSError`` (ENOSPC) like any other write's.
+    """
+    check_finite(state_dict, path.name)
+    tensors = {key: tensor.detach().contiguous() for key, tensor in state_dict.items()}
+    path.write_bytes(safetensors.torch.save(tensors, metadata={"format": "pt"}))
 
 
 def check_no_pickle_only(folder: Path) -> None:

@@ -12,10 +12,12 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import datasets
 import pytest
 from huggingface_hub import HfApi
 
 from adapterzoo import registry
+from adapterzoo.data import builtin_dataset
 from adapterzoo.hub import EmbeddedHub
 from adapterzoo.pretraining import local_hub, pretrained_backbone
 from adapterzoo.testing import save_tiny_backbone
@@ -101,3 +103,17 @@ def _raw_request(hub: EmbeddedHub, method: str, path: str, body: bytes = b"", he
 @pytest.fixture
 def raw_request():
     return _raw_request
+
+
+FOUR = ["circle", "square", "triangle", "cross"]
+
+
+@pytest.fixture(scope="session")
+def shapes() -> datasets.Dataset:
+    """A small four-class training set (24 images), made offline."""
+    return builtin_dataset("shapes", "train", num_per_class=6, classes=FOUR)
+
+
+@pytest.fixture(scope="session")
+def shapes_eval() -> datasets.Dataset:
+    return builtin_dataset("shapes", "validation", num_per_class=3, classes=FOUR)

@@ -43,6 +43,7 @@ def test_a_save_holds_the_designed_files(vit_path: Path, tmp_path: Path) -> None
     model = vpt(vit_path, deep=True)
     model.save_pretrained(tmp_path / "adapter")
     assert sorted(p.name for p in (tmp_path / "adapter").iterdir()) == [
+        ".adapterzoo-save.json",
         "README.md",
         "adapter_config.json",
         "adapter_model.safetensors",

@@ -172,7 +172,7 @@ def test_no_route_can_be_made_to_fail_escape_or_move_a_ref(tmp_path: Path) -> No
         outside = snapshot(tmp_path, root)
 
         @settings(
-            max_examples=300,
+            max_examples=200,
             deadline=None,
             derandomize=True,
             database=None,

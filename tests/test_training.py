@@ -20,16 +20,6 @@ from adapterzoo.training.optim import build_optimizer, build_scheduler
 FOUR = ["circle", "square", "triangle", "cross"]
 
 
-@pytest.fixture(scope="module")
-def shapes() -> datasets.Dataset:
-    return builtin_dataset("shapes", "train", num_per_class=6, classes=FOUR)
-
-
-@pytest.fixture(scope="module")
-def shapes_eval() -> datasets.Dataset:
-    return builtin_dataset("shapes", "validation", num_per_class=3, classes=FOUR)
-
-
 def build(vit_path: Path, method: str = "lora", seed: int = 0, **options):
     torch.manual_seed(seed)
     return AutoAdapter.from_backbone(str(vit_path), method=method, labels=FOUR, **options)
@@ -139,6 +129,7 @@ def test_checkpoints_hold_the_trainable_state_and_are_pruned(vit_path, shapes, t
     checkpoints = sorted((tmp_path / "checkpoints").iterdir())
     assert [c.name for c in checkpoints] == ["step-00000006", "step-00000009"]
     assert sorted(p.name for p in checkpoints[-1].iterdir()) == [
+        ".adapterzoo-save.json",
         "optimizer.pt",
         "rng.pt",
         "trainable.safetensors",

@@ -133,4 +133,4 @@ def builtin_dataset(
     features = datasets.Features(
         {"image": datasets.Image(), "label": datasets.ClassLabel(names=names), "caption": datasets.Value("string")}
     )
-    return datasets.Dataset.from_dict(rows, features=features)
+    return datasets.Dataset.from_dict(rows, features=features, split=split)

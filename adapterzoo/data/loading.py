@@ -42,6 +42,11 @@ def load_image_dataset(source: str | datasets.Dataset, split: str = "train", **b
     return load_image_dataset(loaded, split)
 
 
+def split_name(dataset: datasets.Dataset, role: str) -> str:
+    """The dataset's split name for messages about its rows (``train``, ``validation``), else ``role``."""
+    return str(dataset.split) if dataset.split is not None else role
+
+
 @dataclass(frozen=True)
 class Columns:
     image: str

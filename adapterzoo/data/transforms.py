@@ -1,5 +1,8 @@
 """Turning dataset examples into model inputs: the backbone's image processor, plus train-time augmentation.
 
+Rows whose image cannot be read stop the run with an error naming them, or, with ``skip_bad_images``, are dropped
+from their batch and recorded in it, so that the run can report them (`SkippedRows`).
+
 Augmentation is a random resized crop and a horizontal flip, written here on PIL (no torchvision). Each example's
 randomness comes from a generator seeded by (seed, epoch, index), so a resumed run, or a run with more data-loading
 workers, sees exactly the crops an uninterrupted single-worker run sees.
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import datasets
@@ -16,7 +20,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from adapterzoo.data.images import ImageDecodeError, read_image
 from adapterzoo.data.loading import Columns
+
+SKIPPED = "skipped_rows"  # the batch key under which `Collate` records the (split, row) pairs it dropped
 
 
 def random_resized_crop(
@@ -37,10 +44,19 @@ def random_resized_crop(
     return image.crop((left, top, left + side, top + side))
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """What `ImageExamples` gives in place of an example whose image cannot be read, when skipping such rows."""
+
+    split: str
+    row: int
+
+
 class ImageExamples(torch.utils.data.Dataset):
     """A dataset's examples as (RGB image, class id) pairs, augmented when ``augment`` is on.
 
     Call `set_epoch` before each epoch: the augmentation of example i in epoch e is drawn from seed (seed, e, i).
+    ``split`` names the dataset in errors about its rows; with ``skip_bad_images`` an unreadable row gives `Skipped`.
     """
 
     def __init__(
@@ -49,11 +65,15 @@ class ImageExamples(torch.utils.data.Dataset):
         columns: Columns,
         labels: Sequence[int],
         *,
+        split: str,
         augment: bool = False,
         seed: int = 0,
         crop_scale: tuple[float, float] = (0.08, 1.0),
+        skip_bad_images: bool = False,
     ):
         self.dataset = dataset
+        self.split = split
+        self.skip_bad_images = skip_bad_images
         self.image_column = columns.image
         self.labels = np.asarray(labels)
         self.augment = augment
@@ -67,11 +87,10 @@ class ImageExamples(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, index: int) -> tuple[Image.Image, int]:
-        image = self.dataset[index][self.image_column]
-        if not isinstance(image, Image.Image):
-            image = Image.fromarray(np.asarray(image))
-        image = image.convert("RGB")
+    def __getitem__(self, index: int) -> tuple[Image.Image, int] | Skipped:
+        image = read_image(self.dataset, self.image_column, index, self.split, skip=self.skip_bad_images)
+        if image is None:
+            return Skipped(self.split, index)
         if self.augment:
             rng = np.random.default_rng([self.seed, self.epoch, index])
             image = random_resized_crop(image, rng, self.crop_scale)
@@ -81,12 +100,44 @@ class ImageExamples(torch.utils.data.Dataset):
 
 
 class Collate:
-    """Batches (image, label) pairs into ``pixel_values`` and ``labels`` with the backbone's image processor."""
+    """Batches (image, label) pairs into ``pixel_values`` and ``labels`` with the backbone's image processor.
+
+    `Skipped` rows are left out and listed under `SKIPPED`; a batch of only skipped rows has no examples.
+    """
 
     def __init__(self, image_processor: Any):
         self.image_processor = image_processor
 
-    def __call__(self, batch: list[tuple[Image.Image, int]]) -> dict[str, torch.Tensor]:
-        images, labels = zip(*batch, strict=True)
-        pixel_values = self.image_processor(images=list(images), return_tensors="pt")["pixel_values"]
-        return {"pixel_values": pixel_values, "labels": torch.tensor(labels)}
+    def __call__(self, batch: list[tuple[Image.Image, int] | Skipped]) -> dict[str, Any]:
+        examples = [example for example in batch if not isinstance(example, Skipped)]
+        if examples:
+            images, labels = zip(*examples, strict=True)
+            pixel_values = self.image_processor(images=list(images), return_tensors="pt")["pixel_values"]
+            collated = {"pixel_values": pixel_values, "labels": torch.tensor(labels)}
+        else:
+            collated = {"pixel_values": torch.empty(0), "labels": torch.empty(0, dtype=torch.long)}
+        if len(examples) < len(batch):
+            collated[SKIPPED] = [(row.split, row.row) for row in batch if isinstance(row, Skipped)]
+        return collated
+
+
+class SkippedRows:
+    """The rows of each split left out of training or evaluation because their image cannot be read."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, set[int]] = {}
+
+    def take(self, batch: dict[str, Any]) -> bool:
+        """Move the rows `Collate` dropped from ``batch`` into this record; whether the batch has examples left."""
+        for split, row in batch.pop(SKIPPED, ()):
+            self.rows.setdefault(split, set()).add(row)
+        return len(batch["labels"]) > 0
+
+    def check_some_left(self, examples: ImageExamples) -> None:
+        """Refuse a split none of whose images could be read: training or evaluating on it would have no data."""
+        if len(self.rows.get(examples.split, ())) == len(examples):
+            raise ImageDecodeError(f"No image of split '{examples.split}' can be read: every row was skipped.")
+
+    def report(self) -> dict[str, list[int]]:
+        """Each split's skipped rows, in order."""
+        return {split: sorted(rows) for split, rows in sorted(self.rows.items())}

@@ -36,6 +36,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO
 
+from adapterzoo.atomic_folder import process_alive
 from adapterzoo.hub.names import (
     HubError,
     check_oid,
@@ -97,16 +98,6 @@ class Operation:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Repo:
@@ -174,7 +165,7 @@ class Repo:
         folder = self._file("tmp")
         for path in folder.iterdir() if folder.is_dir() else ():
             pid = path.name.split("-", 1)[0]
-            if not (pid.isdigit() and _process_alive(int(pid))):
+            if not (pid.isdigit() and process_alive(int(pid))):
                 path.unlink(missing_ok=True)
         for section in ("refs", "objects", "commits", "discussions"):
             base = self._file(section)

@@ -16,6 +16,7 @@ OPTIMIZERS = ("adamw", "sgd")
 SCHEDULERS = ("cosine", "linear", "constant")
 PRECISIONS = ("no", "fp16", "bf16")
 CACHE_MODES = ("auto", "yes", "no")
+NONFINITE_MODES = ("stop", "skip")
 
 
 def _option(default: Any, help: str, **kwargs: Any) -> Any:
@@ -63,14 +64,25 @@ class TrainingConfig:
         "there is no augmentation), yes (or fail saying why not), no",
         choices=CACHE_MODES,
     )
+    nonfinite: str = _option(
+        "stop",
+        "on a NaN or infinite loss or gradient: 'stop' with an error (checkpoints saved before it are kept), or "
+        "'skip' that update and go on, as mixed-precision loss scalers do",
+        choices=NONFINITE_MODES,
+    )
     num_workers: int = _option(0, "data-loading worker processes")
+    skip_bad_images: bool = _option(
+        False,
+        "leave out rows whose image cannot be read (corrupt, truncated, not an image), warning about each and "
+        "reporting them at the end, instead of stopping; single-process runs only",
+    )
     progress: bool = _option(True, "show progress bars (main process only)")
 
     def __post_init__(self) -> None:
         self.output_dir = str(self.output_dir)
         if self.resume_from is not None:
             self.resume_from = str(self.resume_from)
-        for name in ("optimizer", "scheduler", "mixed_precision", "cache_features"):
+        for name in ("optimizer", "scheduler", "mixed_precision", "cache_features", "nonfinite"):
             choices = self.field_metadata(name)["choices"]
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {', '.join(choices)}, not '{getattr(self, name)}'.")

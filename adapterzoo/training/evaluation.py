@@ -11,8 +11,9 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
-from adapterzoo.data.loading import find_columns, label_ids, load_image_dataset
-from adapterzoo.data.transforms import Collate, ImageExamples
+from adapterzoo.data.loading import find_columns, label_ids, load_image_dataset, split_name
+from adapterzoo.data.transforms import Collate, ImageExamples, SkippedRows
+from adapterzoo.faults import fault_point
 from adapterzoo.metrics import load_metric
 
 # The result key each metric reports (besides "loss" and "num_examples", always reported).
@@ -61,27 +62,41 @@ def compute_metrics(names: Sequence[str], logits: torch.Tensor, labels: torch.Te
 
 
 @torch.no_grad()
-def gather_logits(model: torch.nn.Module, loader: DataLoader, accelerator: Accelerator) -> tuple[torch.Tensor, ...]:
-    """Logits and labels of every example in ``loader``, gathered from all processes, each example exactly once."""
+def gather_logits(
+    model: torch.nn.Module, loader: DataLoader, accelerator: Accelerator, skipped: SkippedRows | None = None
+) -> tuple[torch.Tensor, ...]:
+    """Logits and labels of every example in ``loader``, gathered from all processes, each example exactly once.
+
+    Rows the loader skipped for unreadable images are recorded in ``skipped`` (pass one when it may skip).
+    """
     was_training = model.training
     model.eval()
     all_logits, all_labels = [], []
     try:
         for batch in loader:
+            if skipped is not None and not skipped.take(batch):
+                continue
+            fault_point("evaluation")
             inputs = {k: v for k, v in batch.items() if k != "labels"}
             logits = model(**inputs).logits
             logits, labels = accelerator.gather_for_metrics((logits.contiguous(), batch["labels"]))
             all_logits.append(logits.cpu())
             all_labels.append(labels.cpu())
+        if skipped is not None and not all_logits:
+            skipped.check_some_left(loader.dataset)
     finally:
         model.train(was_training)
     return torch.cat(all_logits), torch.cat(all_labels)
 
 
-def evaluation_loader(model, dataset: datasets.Dataset, batch_size: int, image_column=None, label_column=None):
+def evaluation_loader(
+    model, dataset: datasets.Dataset, batch_size: int, image_column=None, label_column=None, skip_bad_images=False
+):
     """A loader of ``dataset``'s examples, preprocessed for ``model``, with labels mapped to the model's by name."""
     columns = find_columns(dataset, image_column, label_column)
-    examples = ImageExamples(dataset, columns, label_ids(dataset, columns, model.labels))
+    labels = label_ids(dataset, columns, model.labels)
+    split = split_name(dataset, "evaluation")
+    examples = ImageExamples(dataset, columns, labels, split=split, skip_bad_images=skip_bad_images)
     return DataLoader(examples, batch_size=batch_size, collate_fn=Collate(model.image_processor))
 
 

@@ -25,8 +25,9 @@ from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
 from adapterzoo.auto import AdapterModel, AutoAdapter
-from adapterzoo.data.loading import Columns, find_columns, label_ids
-from adapterzoo.data.transforms import Collate, ImageExamples
+from adapterzoo.data.loading import Columns, find_columns, label_ids, split_name
+from adapterzoo.data.transforms import Collate, ImageExamples, SkippedRows
+from adapterzoo.faults import fault_point
 from adapterzoo.training.checkpoint import (
     Progress,
     capture_rng,
@@ -34,17 +35,21 @@ from adapterzoo.training.checkpoint import (
     load_checkpoint,
     prune_checkpoints,
     restore_rng,
+    rng_untouched,
     save_checkpoint,
 )
 from adapterzoo.training.config import TrainingConfig
 from adapterzoo.training.evaluation import check_metrics, compute_metrics, evaluation_loader, gather_logits
+from adapterzoo.training.finite import FiniteGuard
 from adapterzoo.training.logs import RunLogger
 from adapterzoo.training.optim import build_optimizer, build_scheduler, learning_rate, trainable_parameters
 
 
 @dataclass
 class TrainingResult:
-    """What a run produced: the last evaluation, the best metric and where the adapters were saved."""
+    """What a run produced: the last evaluation, the best metric, where the adapters were saved, the rows of each
+    split skipped for unreadable images (with ``skip_bad_images``) and the updates left out for a non-finite loss or
+    gradient (with ``nonfinite="skip"``)."""
 
     metrics: dict[str, float] = field(default_factory=dict)
     best_metric: float | None = None
@@ -53,6 +58,8 @@ class TrainingResult:
     final_dir: Path | None = None
     best_dir: Path | None = None
     train_seconds: float = 0.0
+    skipped_images: dict[str, list[int]] = field(default_factory=dict)
+    skipped_updates: int = 0
 
 
 def feature_cache_blocker(model: AdapterModel, config: TrainingConfig) -> str | None:
@@ -89,7 +96,9 @@ def train(
     eval_loader = None
     if eval_dataset is not None:
         batch_size = config.eval_batch_size or config.batch_size
-        eval_loader = evaluation_loader(model, eval_dataset, batch_size, image_column, label_column)
+        eval_loader = evaluation_loader(
+            model, eval_dataset, batch_size, image_column, label_column, skip_bad_images=config.skip_bad_images
+        )
     blocker = feature_cache_blocker(model, config)
     if config.cache_features == "yes" and blocker:
         raise ValueError(f"Cannot cache backbone features: {blocker}.")
@@ -126,11 +135,16 @@ class _Run:
             gradient_accumulation_steps=config.gradient_accumulation_steps,
             dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
         )
+        if config.skip_bad_images and self.accelerator.num_processes > 1:
+            # Processes that drop different rows would fall out of step: uneven gathers, or one waiting forever.
+            raise ValueError("skip_bad_images works in single-process runs only.")
         self.main = self.accelerator.is_main_process
         self.output_dir = Path(config.output_dir)
         self.logger = RunLogger(self.output_dir, enabled=self.main)
         self.progress = Progress()
         self.result = TrainingResult()
+        self.skipped = SkippedRows()
+        self.guard = FiniteGuard(self.accelerator, config.nonfinite)
         self.evaluated_at: int | None = None
         self.saved_at: int | None = None
         set_seed(config.seed)
@@ -139,7 +153,14 @@ class _Run:
         config, accelerator, model = self.config, self.accelerator, self.model
         model.to(accelerator.device).train()
         examples = ImageExamples(
-            dataset, columns, labels, augment=config.augment, seed=config.seed, crop_scale=(config.crop_min_scale, 1.0)
+            dataset,
+            columns,
+            labels,
+            split=split_name(dataset, "train"),
+            augment=config.augment,
+            seed=config.seed,
+            crop_scale=(config.crop_min_scale, 1.0),
+            skip_bad_images=config.skip_bad_images,
         )
         if self.use_cache:
             batch_size = config.eval_batch_size or config.batch_size
@@ -182,14 +203,12 @@ class _Run:
                 train_loader.set_epoch(progress.epoch)
                 for batch in accelerator.skip_first_batches(train_loader, progress.batches_done):
                     if interrupts.pending:
-                        raise KeyboardInterrupt
+                        raise _DeferredStop
+                    if not self.skipped.take(batch):  # every image of this batch was unreadable
+                        progress.batches_done += 1
+                        continue
                     with accelerator.accumulate(prepared):
-                        loss = prepared(**batch).loss
-                        accelerator.backward(loss)
-                        if accelerator.sync_gradients and config.max_grad_norm is not None:
-                            accelerator.clip_grad_norm_(prepared.parameters(), config.max_grad_norm)
-                        optimizer.step()
-                        optimizer.zero_grad()
+                        loss = self._update(prepared, batch)
                     progress.batches_done += 1
                     if not accelerator.sync_gradients:
                         continue
@@ -201,17 +220,26 @@ class _Run:
                     if progress.step >= total_steps:
                         break
                 else:
+                    fault_point("epoch-end")
+                    self.skipped.check_some_left(examples)
                     progress.epoch, progress.batches_done = progress.epoch + 1, 0
-                    synced = replace(progress)
                     if config.eval_steps is None:
                         self._evaluate()
                     if config.save_steps is None:
                         self._checkpoint(capture_rng())
-        except KeyboardInterrupt:
+                    synced, synced_rng = replace(progress), capture_rng()
+        except _DeferredStop:
             # Save where the last optimizer step left off, with the RNG as it was then, so a resume repeats nothing.
             self.progress = synced
-            folder = self._checkpoint(synced_rng)
+            self._checkpoint(synced_rng)
+            folder = latest_checkpoint(self.output_dir)
             self.logger.console(f"interrupted: checkpoint saved to {folder}; resume with resume_from='latest'")
+            raise
+        except KeyboardInterrupt:
+            # Not deferred (a second Ctrl-C, or several processes): the weights may be mid-update, so nothing is saved.
+            self.logger.console(
+                f"stopped at once: no checkpoint written; the last one is {latest_checkpoint(self.output_dir)}"
+            )
             raise
         finally:
             interrupts.uninstall()
@@ -220,6 +248,27 @@ class _Run:
         self._evaluate()
         self._checkpoint(capture_rng())
         return self._finish()
+
+    def _update(self, prepared: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """One micro-batch: forward, backward and (on the last micro-batch of a step) the optimizer's update, each
+        refused when its loss or gradient norm is not finite."""
+        config, accelerator, optimizer = self.config, self.accelerator, self.optimizer
+        step, lr = self.progress.step + 1, self.scheduler.get_last_lr()[0]
+        fault_point("forward")
+        loss = prepared(**batch).loss
+        update = self.guard.finite(loss, "loss", step=step, lr=lr)
+        if update:
+            fault_point("backward")
+            accelerator.backward(loss)
+        if accelerator.sync_gradients and config.max_grad_norm is not None:
+            norm = accelerator.clip_grad_norm_(prepared.parameters(), config.max_grad_norm)
+            if accelerator.scaler is None:  # a loss scaler handles overflowing gradients itself
+                update = self.guard.finite(norm, "gradient norm", step=step, lr=lr) and update
+        fault_point("optimizer-step")
+        if update:
+            optimizer.step()
+        optimizer.zero_grad()
+        return loss
 
     def _shuffled_loader(self, dataset: torch.utils.data.Dataset, collate_fn) -> DataLoader:
         # The loader's own generator keeps iterator creation off the global RNG, which dropout draws from: a resumed
@@ -239,10 +288,13 @@ class _Run:
         self.model.eval()
         with torch.no_grad():
             for batch in tqdm(loader, desc="caching features", disable=not (self.main and self.config.progress)):
+                if not self.skipped.take(batch):
+                    continue
                 pixel_values = batch["pixel_values"].to(self.accelerator.device)
                 features.append(self.model.task_model.encode(pixel_values).cpu())
                 labels.append(batch["labels"])
         self.model.train()
+        self.skipped.check_some_left(loader.dataset)
         return TensorDataset(torch.cat(features), torch.cat(labels))
 
     def _resume(self) -> None:
@@ -275,7 +327,8 @@ class _Run:
         if self.eval_loader is None or self.evaluated_at == progress.step:
             return
         self.evaluated_at = progress.step
-        logits, labels = gather_logits(self.model, self.eval_loader, self.accelerator)
+        with rng_untouched():
+            logits, labels = gather_logits(self.model, self.eval_loader, self.accelerator, self.skipped)
         metrics = compute_metrics(self.config.metrics, logits, labels)
         self.result.metrics = metrics
         self.model.metrics = {k: v for k, v in metrics.items() if k != "num_examples"}
@@ -308,6 +361,12 @@ class _Run:
         result.steps = self.progress.step
         result.final_dir = self.output_dir / "final"
         result.best_dir = self.output_dir / "best" if result.best_step is not None else None
+        result.skipped_images = self.skipped.report()
+        result.skipped_updates = self.guard.skipped_updates
+        if result.skipped_updates:
+            self.logger.console(f"left out {result.skipped_updates} update(s) with a non-finite loss or gradient")
+        for split, rows in result.skipped_images.items():
+            self.logger.console(f"skipped {len(rows)} unreadable image(s) of split '{split}': rows {rows}")
         if self.main:
             self.model.save_pretrained(result.final_dir)
             if self.config.push_to_hub:
@@ -320,6 +379,10 @@ class _Run:
         self.accelerator.wait_for_everyone()
         self.model.eval()
         return result
+
+
+class _DeferredStop(KeyboardInterrupt):
+    """A Ctrl-C honoured between micro-batches, where the run's state is whole and can be checkpointed."""
 
 
 class DeferredInterrupts:
