@@ -10,97 +10,17 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
 
 import transformers
-from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import nn
 
+from adapterzoo.architectures import Architecture, architecture_for, find_architecture, supported_architectures
 from adapterzoo.errors import CheckpointError, UnsupportedBackboneError
 from adapterzoo.remote_code import load_auto
-
-
-@dataclass(frozen=True)
-class Architecture:
-    """What adapterzoo knows about one family of vision backbones that structure alone cannot tell."""
-
-    name: str
-    model_types: tuple[str, ...]
-    model_class: str
-    load_kwargs: Mapping[str, Any] = field(default_factory=dict)
-    # Tokens before the patch tokens: CLS (1), CLS and distillation (DeiT, 2), none (SigLIP, Swin); plus the
-    # config's count of register tokens, where ``register_tokens`` names that config field (DINOv2 with registers).
-    num_prefix_tokens: int = 1
-    register_tokens: str | None = None
-    # Whether the backbone's ``last_hidden_state`` has already passed the final norm (ViT) or not (CLIP, which
-    # normalises only its pooled CLS token).
-    sequence_is_normed: bool = True
-    # Where the norm sits when the backbone normalises only its pooled output (BEiT's mean pooling: ``pooler.layernorm``
-    # after the mean of the patch tokens, no per-token final norm); such a backbone pools the mean by default.
-    pooled_norm: str | None = None
-    # The child list of blocks inside each stage of a hierarchical backbone (Swin: ``blocks``), None for a flat one.
-    block_container: str | None = None
-    # Why tokens cannot be inserted into this architecture's sequence (VPT's, DVPT's prompts), None if they can.
-    insertion_blocker: str | None = None
-
-
-ARCHITECTURES: tuple[Architecture, ...] = (
-    Architecture("vit", ("vit",), "ViTModel", {"add_pooling_layer": False}),
-    Architecture("clip", ("clip", "clip_vision_model"), "CLIPVisionModel", sequence_is_normed=False),
-    Architecture("deit", ("deit",), "DeiTModel", {"add_pooling_layer": False}, num_prefix_tokens=2),
-    Architecture("dinov2", ("dinov2",), "Dinov2Model"),
-    Architecture(
-        "dinov2_with_registers",
-        ("dinov2_with_registers",),
-        "Dinov2WithRegistersModel",
-        register_tokens="num_register_tokens",
-    ),  # fmt: skip
-    # SigLIP's attention-pooling head is left out: heads here pool the tokens themselves (the mean, as transformers'
-    # SiglipForImageClassification does).
-    Architecture(
-        "siglip",
-        ("siglip", "siglip_vision_model"),
-        "SiglipVisionModel",
-        {"vision_use_head": False},
-        num_prefix_tokens=0,
-    ),  # fmt: skip
-    Architecture(
-        "beit",
-        ("beit",),
-        "BeitModel",
-        pooled_norm="pooler.layernorm",
-        insertion_blocker="inserted tokens have no entry in the learned relative position bias, sized to CLS and the "
-        "patch grid, that every attention adds",
-    ),  # fmt: skip
-    Architecture(
-        "swin",
-        ("swin",),
-        "SwinModel",
-        {"add_pooling_layer": False},
-        num_prefix_tokens=0,
-        block_container="blocks",
-        insertion_blocker="tokens attend within local windows of a patch grid that each stage merges into a smaller "
-        "one, with no global token sequence to insert tokens into",
-    ),  # fmt: skip
-)
-
-
-def supported_architectures() -> list[str]:
-    return [arch.name for arch in ARCHITECTURES]
-
-
-def architecture_for(model_type: str) -> Architecture:
-    """The architecture that serves ``model_type``, or an error listing the supported ones."""
-    for arch in ARCHITECTURES:
-        if model_type in arch.model_types:
-            return arch
-    raise UnsupportedBackboneError(
-        f"Backbones of model_type '{model_type}' are not supported. "
-        f"Supported architectures: {', '.join(supported_architectures())}."
-    )
 
 
 @dataclass(frozen=True)
@@ -167,18 +87,35 @@ def _find_backbone(model: nn.Module) -> tuple[str, transformers.PreTrainedModel,
         model_type = getattr(getattr(module, "config", None), "model_type", None)
         if isinstance(module, transformers.PreTrainedModel) and model_type:
             seen_types.append(model_type)
-            for arch in ARCHITECTURES:
-                if model_type in arch.model_types:
-                    return path, module, arch
+            arch = find_architecture(model_type)
+            if arch is not None:
+                return path, module, arch
     found = f"model_type '{seen_types[0]}'" if seen_types else f"a {type(model).__name__} with no transformers config"
     raise UnsupportedBackboneError(
         f"Expected a vision backbone, found {found}. Supported architectures: {', '.join(supported_architectures())}."
     )
 
 
-def _unwrapped(module: nn.Module) -> nn.Module:
-    """The module itself, or the original one inside an adapter's wrapper."""
-    return module.get_base_layer() if isinstance(module, BaseTunerLayer) else module
+WRAPPED_AS = ("base_layer", "original_module")
+"""Where adapters' wrappers hold the module they wrap: PEFT's tuner layers (LoRA's, LN tuning's, every zoo method's)
+as ``base_layer``, PEFT's wrapper of a module trained whole (``modules_to_save``) as ``original_module``."""
+
+
+def _wrapped(module: nn.Module | None) -> nn.Module | None:
+    """The module that ``module`` wraps when it is an adapter's wrapper, else None."""
+    return next((getattr(module, name) for name in WRAPPED_AS if hasattr(module, name)), None)
+
+
+def _unwrapped(module: nn.Module | None) -> nn.Module | None:
+    """The module itself, or the original one inside adapters' wrappers (a wrapper may wrap another one)."""
+    while (inner := _wrapped(module)) is not None:
+        module = inner
+    return module
+
+
+def _unwrapped_path(path: str) -> str:
+    """A module path without the wrappers' own steps: where the module sits in the backbone without adapters."""
+    return ".".join(part for part in path.split(".") if part not in WRAPPED_AS)
 
 
 def _backbone_modules(owner: nn.Module) -> dict[str, nn.Module]:
@@ -188,18 +125,22 @@ def _backbone_modules(owner: nn.Module) -> dict[str, nn.Module]:
         if any(path == part or path.startswith(part + ".") for part in adapter_parts):
             continue
         modules[path] = module
-        if isinstance(module, BaseTunerLayer):
-            adapter_parts += [_join(path, name) for name, _ in module.named_children() if name != "base_layer"]
+        if _wrapped(module) is not None:
+            adapter_parts += [_join(path, name) for name, _ in module.named_children() if name not in WRAPPED_AS]
     return modules
 
 
 def describe_backbone(model: nn.Module) -> BackboneParts:
-    """Find the vision tower's parts inside ``model`` (a backbone, a task model, or a PEFT model around either)."""
+    """Find the vision tower's parts inside ``model`` (a backbone, a task model, or a PEFT model around either).
+
+    Parts that adapters have wrapped are found as the original modules would be, at the wrappers' paths, so a second
+    adapter attaches to a model that holds one already.
+    """
     owner_path, owner, arch = _find_backbone(model)
     config = _vision_config(owner.config)
     modules = _backbone_modules(owner)
 
-    conv_path = next((p for p, m in modules.items() if isinstance(m, nn.Conv2d)), None)
+    conv_path = next((p for p, m in modules.items() if isinstance(_unwrapped(m), nn.Conv2d)), None)
     if conv_path is None:
         raise UnsupportedBackboneError(f"No patch-embedding convolution found in the '{config.model_type}' backbone.")
 
@@ -220,13 +161,14 @@ def describe_backbone(model: nn.Module) -> BackboneParts:
         path = _join(root, name)
         if path == layers_child:
             after_layers = True
-        elif isinstance(child, nn.LayerNorm):
+        elif isinstance(_unwrapped(child), nn.LayerNorm):
             if after_layers and final_norm is None:
                 final_norm = path
             elif not after_layers:
                 pre_norm = path
     sequence_is_normed, pooling = arch.sequence_is_normed, "cls"
-    if final_norm is None and arch.pooled_norm and isinstance(modules.get(_join(root, arch.pooled_norm)), nn.LayerNorm):
+    pooled_norm = _unwrapped(modules.get(_join(root, arch.pooled_norm))) if arch.pooled_norm else None
+    if final_norm is None and isinstance(pooled_norm, nn.LayerNorm):
         final_norm, sequence_is_normed, pooling = _join(root, arch.pooled_norm), False, "mean"
     if final_norm is None:
         raise UnsupportedBackboneError(f"No final norm found after the encoder of the '{config.model_type}' backbone.")
@@ -338,12 +280,12 @@ def role_of(relative_path: str) -> str | None:
 
 
 def _linear_layers(layer: nn.Module) -> list[str]:
-    """Paths of the role-bearing linear layers inside an encoder layer, seeing through adapters wrapped around them."""
+    """Paths of the role-bearing linear layers inside an encoder layer, seeing through adapters wrapped around them
+    (and leaving out the adapters' own linear layers)."""
     paths = []
-    for path, module in layer.named_modules():
-        base = _unwrapped(module)
-        plain = ".".join(part for part in path.split(".") if part != "base_layer")
-        if isinstance(base, nn.Linear) and role_of(plain) is not None and plain not in paths:
+    for path, module in _backbone_modules(layer).items():
+        plain = _unwrapped_path(path)
+        if isinstance(_unwrapped(module), nn.Linear) and role_of(plain) is not None and plain not in paths:
             paths.append(plain)
     return paths
 
@@ -353,14 +295,14 @@ MLP_NORMS = ("layernorm_after", "layer_norm2", "norm2", "ln_2")
 
 def mlp_norm(layer: nn.Module) -> str | None:
     """The local name, inside an encoder layer, of the norm applied right before its MLP (None without one)."""
-    children = dict(layer.named_children())
+    children = dict(_unwrapped(layer).named_children())
     return next((name for name in MLP_NORMS if name in children), None)
 
 
 def mlp_block(model: nn.Module) -> tuple[str, str]:
     """Local names, inside each encoder layer, of the MLP and of the norm applied right before it."""
     parts = describe_backbone(model)
-    layer = model.get_submodule(parts.first_block)
+    layer = _unwrapped(model.get_submodule(parts.first_block))
     children = dict(layer.named_children())
     with_fc1 = [
         name for name, child in children.items() if any(role_of(f"{name}.{p}") == "fc1" for p in _linear_layers(child))

@@ -13,12 +13,23 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
+from peft import LNTuningConfig, LoraConfig, get_peft_model, inject_adapter_in_model
 from safetensors.torch import load_file, save_file
 
-from adapterzoo import AutoAdapter, CheckpointError, Method, UnsupportedBackboneError
-from adapterzoo.backbones import describe_backbone, load_backbone, load_image_processor, resolve_linear_roles, role_of
+from adapterzoo import AutoAdapter, CheckpointError, Method, UnsupportedBackboneError, architectures, get_method
+from adapterzoo.architectures import ARCHITECTURES, Architecture, tiny_kinds
+from adapterzoo.backbones import (
+    describe_backbone,
+    load_backbone,
+    load_image_processor,
+    mlp_block,
+    resolve_linear_roles,
+    role_of,
+    role_patterns,
+)
 from adapterzoo.image_classifier import ImageClassifier
-from adapterzoo.testing import save_tiny_backbone, tiny_backbone
+from adapterzoo.testing import KINDS, VISION_KINDS, save_tiny_backbone, tiny_backbone
+from adapterzoo.testing.matrix import Cell, render
 
 
 def test_vit_parts_are_found() -> None:
@@ -208,3 +219,69 @@ def test_siglip_loads_its_vision_tower_without_the_attention_pooling_head(tmp_pa
     assert json.loads((path / "config.json").read_text())["model_type"] == "siglip"  # a whole SigLIP checkpoint
     tower = load_backbone(str(path))
     assert isinstance(tower, transformers.SiglipVisionModel) and not hasattr(tower, "head")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_tiny_kind_is_a_backbone_of_its_architecture(kind: str) -> None:
+    arch = tiny_kinds()[kind]
+    backbone = tiny_backbone(kind)
+    assert backbone.config.model_type in arch.model_types
+    assert describe_backbone(backbone).architecture == arch.name
+    assert VISION_KINDS == tuple(arch.name for arch in ARCHITECTURES)
+
+
+def test_an_unknown_tiny_kind_is_refused_with_the_kinds() -> None:
+    with pytest.raises(ValueError, match="Unknown tiny backbone kind 'vit_huge'; choose one of vit, clip, clip_vision"):
+        tiny_backbone("vit_huge")
+
+
+def test_an_architecture_is_one_entry(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """I-JEPA (a ViT without CLS) added as one entry: its tiny checkpoint, loading, parts, adapters, matrix column."""
+    ijepa = Architecture("ijepa", "I-JEPA", ("ijepa",), "IJepaModel", num_prefix_tokens=0)
+    monkeypatch.setattr(architectures, "ARCHITECTURES", (*ARCHITECTURES, ijepa))
+    model = AutoAdapter.from_backbone(str(save_tiny_backbone(tmp_path, "ijepa")), method="lora", labels=["a", "b"])
+    parts = describe_backbone(model.task_model)
+    assert (parts.architecture, parts.num_prefix_tokens, parts.default_pooling) == ("ijepa", 0, "mean")
+    assert model(torch.randn(1, 3, 32, 32)).logits.shape == (1, 2)
+    assert "| method | I-JEPA |" in render({("lora", "ijepa"): Cell(True)})
+
+
+# PEFT warns when a model it modified is modified again, and when LN tuning wraps a norm (it has no in/out features).
+@pytest.mark.filterwarnings("ignore::UserWarning:peft.*")
+@pytest.mark.parametrize(
+    "kind, method, options",
+    [
+        ("vit", "vpt", {"num_tokens": 2, "deep": True}),  # wraps the embeddings and every layer
+        ("dinov2_with_registers", "dvpt", {"num_prompts": 2, "bottleneck": 4}),  # the embeddings, MLPs and their norms
+        ("clip", "moment-probing", {"hidden_dim": 32, "plus": True}),  # the head, MLPs and their norms
+        ("beit", "lora", {}),  # attention q and v
+        ("swin", "lora", {}),
+    ],
+)
+def test_a_second_adapter_finds_parts_inside_the_wrappers_of_the_first(kind: str, method: str, options: dict) -> None:
+    """Parts already wrapped by adapters (here LN tuning's around the tower's norms, then the method's own) are found
+    where the originals were, so the method attaches again under a second name, and both adapters run."""
+    backbone = tiny_backbone(kind)
+    task_model = ImageClassifier(getattr(backbone, "vision_model", backbone), ["a", "b"])
+    plain, plain_mlp, plain_roles = describe_backbone(task_model), mlp_block(task_model), role_patterns(task_model)
+    norms = "|".join(re.escape(path) for path in (plain.pre_norm, plain.final_norm) if path)
+    inject_adapter_in_model(LNTuningConfig(target_modules=norms), task_model, adapter_name="norms")
+    zoo = get_method(method)
+    peft_model = get_peft_model(task_model, zoo.make_config(task_model, head_module="classifier", **options))
+    peft_model.add_adapter("second", zoo.make_config(task_model, head_module="classifier", **options))
+    assert describe_backbone(task_model) == plain
+    assert (mlp_block(task_model), role_patterns(task_model)) == (plain_mlp, plain_roles)
+    assert describe_backbone(peft_model).final_norm == f"base_model.model.{plain.final_norm}"
+    for adapter in ("default", "second"):
+        peft_model.set_adapter(adapter)
+        assert torch.isfinite(peft_model(torch.randn(2, 3, 32, 32)).logits).all()
+
+
+def test_a_final_norm_trained_whole_is_found_through_its_wrapper() -> None:
+    """LoRA that also trains the final norm whole (PEFT's ``modules_to_save`` wraps it), then a second LoRA."""
+    task_model = ImageClassifier(tiny_backbone("vit"), ["a", "b"])
+    plain = describe_backbone(task_model)
+    q_and_v = resolve_linear_roles(task_model, ["q", "v"])
+    peft_model = get_peft_model(task_model, LoraConfig(target_modules=q_and_v, modules_to_save=[plain.final_norm]))
+    peft_model.add_adapter("second", get_method("lora").make_config(task_model, head_module="classifier"))
+    assert describe_backbone(task_model) == plain

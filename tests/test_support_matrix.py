@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from adapterzoo.testing import VISION_KINDS
 from adapterzoo.testing.matrix import END, START, render, rows, support_matrix
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -36,4 +37,4 @@ def test_every_refusal_names_the_method_the_architecture_and_why(matrix) -> None
 def test_every_installed_method_has_a_row_and_every_architecture_a_column(matrix) -> None:
     labels = {label for label, _ in matrix}
     assert {"lora", "vpt", "dvpt", "maple", "coop", "zero-shot", "moment-probing (plus=True)"} <= labels
-    assert len(labels) == len(rows()) and len({kind for _, kind in matrix}) == 8
+    assert len(labels) == len(rows()) and {kind for _, kind in matrix} == set(VISION_KINDS)
