@@ -269,6 +269,14 @@ class TowerTuner(BaseTuner):
             new_module.requires_grad_(False)
         self._replace_module(parent, target_name, new_module, target)
 
+    def _replace_module(self, parent: nn.Module, child_name: str, new_module: nn.Module, child: nn.Module) -> None:
+        # Unloading puts back a module as it is (the wrapped one, or a head's trained copy); PEFT's own would copy a
+        # ``weight`` onto it, which embeddings, encoder layers and whole backbones lack.
+        if isinstance(new_module, BaseTunerLayer):
+            super()._replace_module(parent, child_name, new_module, child)
+        else:
+            setattr(parent, child_name, new_module)
+
     def _check_prefix(self, layer: WrappingLayer) -> None:
         """Refuse a layer whose own parameters are not named with ``prefix``: PEFT tells adapter weights by it."""
         strays = [n for n, _ in layer.named_parameters() if not n.startswith(("base_layer.", self.prefix))]

@@ -98,6 +98,17 @@ def test_disabling_adapters_unfolds_a_merged_one(toy, vit_path: Path) -> None:
             assert torch.allclose(model(images()).logits, plain, atol=1e-6)
 
 
+@pytest.mark.parametrize("method, options", [("vpt", {"num_tokens": 2, "deep": True}), ("dvpt", {"num_prompts": 2})])
+def test_unload_gives_back_the_plain_backbone(vit_path: Path, method: str, options: dict) -> None:
+    model = build(vit_path, method, **options)
+    with torch.no_grad(), model.peft_model.disable_adapter():
+        plain = model.task_model.encode(images())
+    task_model = model.peft_model.unload()
+    assert not layers(task_model)
+    with torch.no_grad():
+        assert torch.equal(task_model.encode(images()), plain)
+
+
 @pytest.mark.parametrize("method, options", [("toy-scale", {}), ("vpt", {"num_tokens": 2, "deep": True})])
 def test_new_parameters_take_the_dtype_of_the_wrapped_module(toy, vit_path: Path, method: str, options: dict) -> None:
     task_model = build_task_model("image-classification", str(vit_path), LABELS).double()
