@@ -33,9 +33,10 @@ RULE = (
 def check_patterns(config: PeftConfig, task_model: nn.Module, path: Path) -> None:
     """Refuse, naming ``path``, the field and the rule, any pattern of ``config`` that adapterzoo does not write.
 
-    A tower tuner's ``target_modules`` is dropped instead: the tuner finds its targets by structure on attachment.
+    A tower tuner's ``target_modules`` is dropped instead: the tuner finds its targets by structure on attachment
+    (unless it takes the user's linear-layer roles, whose regex is checked as any other's).
     """
-    if isinstance(config, TowerTunerConfig):
+    if isinstance(config, TowerTunerConfig) and not config.takes_target_modules:
         config.target_modules = None
     allowed: set[str] | None = None
     for name in _pattern_fields(config):

@@ -10,18 +10,22 @@ choose), and for CLIP classification methods, `CLIPMethodConformance`, on a tiny
         options = {"num_tokens": 3, "deep": True}
 
 Adapters are perturbed away from their initialisation before each comparison, since many start as the identity
-(LoRA's B = 0) and would make an "equal outputs" check pass for the wrong reason.
+(LoRA's B = 0) and would make an "equal outputs" check pass for the wrong reason. Beyond the behaviour, the suite
+checks merging (exact for a mergeable method; for any other, a refusal that leaves the model untouched), the
+registration (parameter names under the tuner's prefix, declared defaults that exist, a config that round-trips through
+JSON) and that building, training, saving and loading raise no warning.
 """
 
 from __future__ import annotations
 
+import warnings
 from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 import torch
-from peft import PeftModel, get_peft_model
+from peft import PeftConfig, PeftModel, get_peft_model
 from peft.tuners.tuners_utils import BaseTunerLayer
 from peft.utils import ModulesToSaveWrapper
 
@@ -99,7 +103,8 @@ class MethodConformance:
         return list(cls.kinds) if cls.kinds is not None else [k for k in VISION_KINDS if serves(cls.method, k)]
 
     @pytest.fixture(scope="class")
-    def backbone_path(self, backbone_kind: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    @classmethod
+    def backbone_path(cls, backbone_kind: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
         return _saved_tiny_backbone(tmp_path_factory.getbasetemp(), backbone_kind)
 
     def build(self, backbone_path: Path, seed: int = 0) -> AdapterModel:
@@ -223,6 +228,52 @@ class MethodConformance:
         with pytest.raises(UnknownOptionError, match="Valid options: ") as error:
             AutoAdapter.from_backbone(str(backbone_path), method=self.method, labels=LABELS, not_an_option=1)
         assert all(option in str(error.value) for option in method.options())
+
+    def test_merge_keeps_the_logits_or_is_refused_untouched(self, backbone_path: Path) -> None:
+        model = self.build(backbone_path)
+        state = {name: value.clone() for name, value in model.state_dict().items()}
+        with torch.no_grad():
+            before = model(images()).logits
+            try:
+                model.merge()
+            except NotImplementedError as refusal:
+                assert "cannot be merged" in str(refusal)
+                with pytest.raises(NotImplementedError, match="cannot be merged"):
+                    model.merge_and_unload()
+                assert not any(m.merged for m in model.modules() if isinstance(m, BaseTunerLayer))
+                assert all(torch.equal(value, state[name]) for name, value in model.state_dict().items())
+                assert torch.equal(model(images()).logits, before)
+                return
+            assert torch.allclose(model(images()).logits, before, atol=1e-5)
+            model.unmerge()
+            assert torch.allclose(model(images()).logits, before, atol=1e-5)
+            plain = model.merge_and_unload()
+            assert not any(isinstance(m, BaseTunerLayer) for m in plain.modules())
+            assert torch.allclose(plain(pixel_values=images()).logits, before, atol=1e-5)
+
+    def test_registration_is_consistent(self, backbone_path: Path, tmp_path: Path) -> None:
+        method = get_method(self.method)
+        assert set(method.defaults) <= set(method.options())
+        model = self.build(backbone_path)
+        prefix = model.peft_model.base_model.prefix
+        for path, layer in model.named_modules():
+            if isinstance(layer, BaseTunerLayer):
+                own = [name for name, _ in layer.named_parameters() if not name.startswith("base_layer.")]
+                assert all(name.startswith(prefix) for name in own), (path, own, prefix)
+        config = model.peft_model.peft_config[model.adapter_name]
+        config.save_pretrained(tmp_path)
+        loaded = PeftConfig.from_pretrained(tmp_path)
+        assert type(loaded) is type(config) and loaded.to_dict() == config.to_dict()
+
+    def test_runs_without_warnings(self, backbone_path: Path, tmp_path: Path) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            model = self.build(backbone_path).train()
+            model(images(), labels=torch.tensor([0, 1, 2, 0])).loss.backward()
+            model.save_pretrained(tmp_path / "adapter")
+            loaded = AutoAdapter.from_pretrained(tmp_path / "adapter")
+            with torch.no_grad():
+                loaded(images())
 
     def test_predict_returns_labels_with_scores(self, backbone_path: Path) -> None:
         model = self.build(backbone_path)

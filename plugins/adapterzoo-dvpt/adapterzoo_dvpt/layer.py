@@ -88,20 +88,14 @@ class DVPTEmbeddings(DVPTLayer):
         self.dvpt_share_every: dict[str, int] = {}
         self.update_layer(adapter_name, config)
 
-    def adapters_here(self) -> dict[str, int]:
-        return self.dvpt_share_every
-
-    def update_layer(self, adapter_name: str, config: DVPTConfig) -> None:
-        reference = next(self.base_layer.parameters())
-        factory = {"device": reference.device, "dtype": reference.dtype}
+    def create_adapter(self, adapter_name: str, config: DVPTConfig) -> None:
         shape = (1, config.num_prompts, self.hidden_size)
-        self.dvpt_prompts[adapter_name] = nn.Parameter(torch.randn(shape, **factory))
-        self.dvpt_positions[adapter_name] = nn.Parameter(torch.randn(shape, **factory) * self.hidden_size**-0.5)
+        self.dvpt_prompts[adapter_name] = nn.Parameter(torch.randn(shape))
+        self.dvpt_positions[adapter_name] = nn.Parameter(torch.randn(shape) * self.hidden_size**-0.5)
         groups = math.ceil(self.num_layers / config.share_every)
         modules = [DVPTModule(self.hidden_size, config, self.num_prefix_tokens) for _ in range(groups)]
-        self.dvpt_modules[adapter_name] = nn.ModuleList(modules).to(**factory)
+        self.dvpt_modules[adapter_name] = nn.ModuleList(modules)
         self.dvpt_share_every[adapter_name] = config.share_every
-        self.set_adapter(self.active_adapters)
 
     def prompt_tokens(self, adapter_name: str) -> torch.Tensor:
         return self.dvpt_prompts[adapter_name] + self.dvpt_positions[adapter_name]
@@ -121,8 +115,6 @@ class DVPTEmbeddings(DVPTLayer):
 class DVPTMLP(MLPBranchLayer):
     """Wraps block ``index``'s MLP and adds its DVPT module's output: MLP(LN(x)) + Δ(x)."""
 
-    adapter_layer_names = ()
-    other_param_names = ("dvpt_served",)
     merge_refusal = MERGE_REFUSAL
 
     def __init__(self, base_layer: nn.Module, adapter_name: str, *, index: int, prompt_source: DVPTEmbeddings,
@@ -131,15 +123,7 @@ class DVPTMLP(MLPBranchLayer):
         self.index = index
         # A plain reference: the modules and prompts are registered (and saved) once, in DVPTEmbeddings.
         object.__setattr__(self, "prompt_source", prompt_source)
-        self.dvpt_served: dict[str, bool] = {}
         self.update_layer(adapter_name)
-
-    def adapters_here(self) -> dict[str, bool]:
-        return self.dvpt_served
-
-    def update_layer(self, adapter_name: str, config: DVPTConfig | None = None) -> None:
-        self.dvpt_served[adapter_name] = True
-        self.set_adapter(self.active_adapters)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         output = self.base_layer(hidden)
@@ -166,15 +150,9 @@ class DVPTHead(DVPTLayer):
         self.dvpt_pooled: dict[str, int] = {}
         self.update_layer(adapter_name, config)
 
-    def adapters_here(self) -> dict[str, int]:
-        return self.dvpt_pooled
-
-    def update_layer(self, adapter_name: str, config: DVPTConfig) -> None:
-        reference = self.base_layer.weight
-        head = nn.Linear(self.hidden_size, self.base_layer.out_features, bias=False)
-        self.dvpt_head[adapter_name] = head.to(device=reference.device, dtype=reference.dtype)
+    def create_adapter(self, adapter_name: str, config: DVPTConfig) -> None:
+        self.dvpt_head[adapter_name] = nn.Linear(self.hidden_size, self.base_layer.out_features, bias=False)
         self.dvpt_pooled[adapter_name] = config.num_prompts + self.num_class_tokens
-        self.set_adapter(self.active_adapters)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         adapter = self.active_adapter_here()

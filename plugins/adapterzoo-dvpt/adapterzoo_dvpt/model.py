@@ -6,7 +6,7 @@ import re
 
 from torch import nn
 
-from adapterzoo.backbones import BackboneParts, describe_backbone, mlp_norm
+from adapterzoo.backbones import BackboneParts, mlp_norm
 from adapterzoo.image_classifier import ImageClassifier
 from adapterzoo.tuners import MLPInput, TowerTuner, WrappingLayer
 
@@ -30,11 +30,11 @@ class DVPTModel(TowerTuner):
         adapter_name: str,
         config: DVPTConfig,
         *,
+        parts: BackboneParts,
         name: str,
         parent: nn.Module,
         key: str,
     ) -> WrappingLayer:
-        parts = describe_backbone(self.model)
         if key == parts.embeddings:
             return DVPTEmbeddings(target, adapter_name, config, parts)
         if key == ImageClassifier.head_module:

@@ -50,8 +50,7 @@ def initial_context(
         with torch.no_grad():
             vectors = embedding.weight[torch.tensor(ids[:count])].detach().clone()
         return f"{phrase} {{}}.", vectors
-    weight = embedding.weight
-    vectors = torch.empty(num_context, weight.shape[1], device=weight.device, dtype=weight.dtype).normal_(std=0.02)
+    vectors = torch.empty(num_context, embedding.weight.shape[1]).normal_(std=0.02)
     return " ".join(["X"] * num_context) + " {}.", vectors
 
 
@@ -69,13 +68,13 @@ class ContextAfterSOS(PromptLayer):
     def _contexts(self) -> nn.ParameterDict:
         return getattr(self, self.adapter_layer_names[0])
 
-    def adapters_here(self) -> dict[str, str]:
+    def _templates(self) -> dict[str, str]:
         return getattr(self, self.other_param_names[0])
 
     def active_template(self) -> str | None:
         """The template the active adapter's context was laid out in (`CLIPClassifier` fills in the class names)."""
         adapter = self.active_adapter_here()
-        return None if adapter is None else self.adapters_here()[adapter]
+        return None if adapter is None else self._templates()[adapter]
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         embeddings = self.base_layer(input_ids)
@@ -99,12 +98,11 @@ class CoOpContext(ContextAfterSOS):
         self.coop_templates: dict[str, str] = {}
         self.update_layer(adapter_name, config)
 
-    def update_layer(self, adapter_name: str, config: CoOpConfig) -> None:
+    def create_adapter(self, adapter_name: str, config: CoOpConfig) -> None:
         count = None if config.context_init else config.num_context
         template, vectors = initial_context(self.base_layer, self.tokenizer, config.context_init, count)
         self.coop_context[adapter_name] = nn.Parameter(vectors)
         self.coop_templates[adapter_name] = template
-        self.set_adapter(self.active_adapters)
 
 
 class MaPLePromptLearner(ContextAfterSOS):
@@ -131,21 +129,18 @@ class MaPLePromptLearner(ContextAfterSOS):
         self.maple_templates: dict[str, str] = {}
         self.update_layer(adapter_name, config)
 
-    def update_layer(self, adapter_name: str, config: MaPLeConfig) -> None:
-        weight = self.base_layer.weight
-        factory = {"device": weight.device, "dtype": weight.dtype}
+    def create_adapter(self, adapter_name: str, config: MaPLeConfig) -> None:
         template, vectors = initial_context(self.base_layer, self.tokenizer, config.context_init, config.num_context)
-        text_width = weight.shape[1]
+        text_width = self.base_layer.weight.shape[1]
         self.maple_context[adapter_name] = nn.Parameter(vectors)
-        self.maple_vision_projection[adapter_name] = nn.Linear(text_width, self.vision_width, **factory)
-        deep = torch.empty(config.depth - 1, config.num_context, text_width, **factory).normal_(std=0.02)
+        self.maple_vision_projection[adapter_name] = nn.Linear(text_width, self.vision_width)
+        deep = torch.empty(config.depth - 1, config.num_context, text_width).normal_(std=0.02)
         self.maple_deep_text[adapter_name] = nn.Parameter(deep)
-        single = nn.Linear(text_width, self.vision_width, **factory)
+        single = nn.Linear(text_width, self.vision_width)
         self.maple_deep_projections[adapter_name] = nn.ModuleList(
             copy.deepcopy(single) for _ in range(config.depth - 1)
         )
         self.maple_templates[adapter_name] = template
-        self.set_adapter(self.active_adapters)
 
     def text_prompts(self, adapter_name: str, layer_index: int) -> torch.Tensor | None:
         """The (1, n, d_t) deep text prompts entering text layer ``layer_index`` >= 1 (None past the depth)."""
@@ -165,20 +160,10 @@ class MaPLePromptLearner(ContextAfterSOS):
 class MaPLeFollower(PromptLayer):
     """A MaPLe wrapper whose prompts come from the `MaPLePromptLearner` (a plain reference, so they are saved once)."""
 
-    other_param_names = ("maple_served",)
-
     def __init__(self, base_layer: nn.Module, adapter_name: str, *, learner: MaPLePromptLearner):
         super().__init__(base_layer)
         object.__setattr__(self, "learner", learner)
-        self.maple_served: dict[str, bool] = {}
         self.update_layer(adapter_name)
-
-    def adapters_here(self) -> dict[str, bool]:
-        return self.maple_served
-
-    def update_layer(self, adapter_name: str, config: MaPLeConfig | None = None) -> None:
-        self.maple_served[adapter_name] = True
-        self.set_adapter(self.active_adapters)
 
 
 class MaPLeVisionEmbeddings(MaPLeFollower):

@@ -6,7 +6,7 @@ import re
 
 from torch import nn
 
-from adapterzoo.backbones import BackboneParts, describe_backbone, describe_text_tower
+from adapterzoo.backbones import BackboneParts, describe_text_tower
 from adapterzoo.tuners import TowerTuner, WrappingLayer
 
 from .config import CoOpConfig, MaPLeConfig
@@ -23,7 +23,15 @@ class CoOpModel(TowerTuner):
         return re.escape(describe_text_tower(self.model).token_embedding)
 
     def wrap(
-        self, target: nn.Module, adapter_name: str, config: CoOpConfig, *, name: str, parent: nn.Module, key: str
+        self,
+        target: nn.Module,
+        adapter_name: str,
+        config: CoOpConfig,
+        *,
+        parts: BackboneParts,
+        name: str,
+        parent: nn.Module,
+        key: str,
     ) -> WrappingLayer:
         return CoOpContext(target, adapter_name, config, tokenizer=self.model.tokenizer)
 
@@ -46,9 +54,17 @@ class MaPLeModel(TowerTuner):
         return f"(?:{'|'.join(alternatives)})"
 
     def wrap(
-        self, target: nn.Module, adapter_name: str, config: MaPLeConfig, *, name: str, parent: nn.Module, key: str
+        self,
+        target: nn.Module,
+        adapter_name: str,
+        config: MaPLeConfig,
+        *,
+        parts: BackboneParts,
+        name: str,
+        parent: nn.Module,
+        key: str,
     ) -> WrappingLayer:
-        text, parts = describe_text_tower(self.model), describe_backbone(self.model)
+        text = describe_text_tower(self.model)
         if key == text.token_embedding:
             return MaPLePromptLearner(
                 target, adapter_name, config, tokenizer=self.model.tokenizer, vision_width=parts.hidden_size

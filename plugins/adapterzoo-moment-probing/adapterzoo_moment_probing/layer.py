@@ -102,24 +102,14 @@ class PSRP(nn.Module):
         return self.up_weight(hidden), self.up_bias(hidden)
 
 
-class MomentProbingLayer(WrappingLayer):
-    """What the MP wrappers share: the adapters they serve."""
-
-    other_param_names = ("mp_served",)
-    merge_refusal = "Moment Probing's head and PSRP depend on the input; there is nothing to fold."
-
-    def __init__(self, base_layer: nn.Module):
-        super().__init__(base_layer)
-        self.mp_served: dict[str, bool] = {}
-
-    def adapters_here(self) -> dict[str, bool]:
-        return self.mp_served
+MERGE_REFUSAL = "Moment Probing's head and PSRP depend on the input; there is nothing to fold."
 
 
-class MomentProbingHead(MomentProbingLayer):
+class MomentProbingHead(WrappingLayer):
     """Replaces the task model's head with the MP head while an MP adapter is active."""
 
     adapter_layer_names = ("mp_head",)
+    merge_refusal = MERGE_REFUSAL
 
     def __init__(self, base_layer: nn.Module, adapter_name: str, config: MomentProbingConfig, *, hidden_size: int,
                  num_prefix_tokens: int):  # fmt: skip
@@ -129,11 +119,9 @@ class MomentProbingHead(MomentProbingLayer):
         self.mp_head = nn.ModuleDict()
         self.update_layer(adapter_name, config)
 
-    def update_layer(self, adapter_name: str, config: MomentProbingConfig) -> None:
+    def create_adapter(self, adapter_name: str, config: MomentProbingConfig) -> None:
         num_labels = self.base_layer.out_features
         self.mp_head[adapter_name] = MomentProbing(self.hidden_size, num_labels, self.num_prefix_tokens, config)
-        self.mp_served[adapter_name] = True
-        self.set_adapter(self.active_adapters)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         adapter = self.active_adapter_here()
@@ -144,7 +132,7 @@ class PSRPMLP(MLPBranchLayer):
     """Wraps a block's MLP: returns b(x) + (1 + w(x)) * MLP(LN(x)), with x the MLP's residual input."""
 
     adapter_layer_names = ("mp_psrp",)
-    merge_refusal = MomentProbingLayer.merge_refusal
+    merge_refusal = MERGE_REFUSAL
 
     def __init__(self, base_layer: nn.Module, adapter_name: str, config: MomentProbingConfig, *, hidden_size: int,
                  block: nn.Module):  # fmt: skip
@@ -153,12 +141,8 @@ class PSRPMLP(MLPBranchLayer):
         self.mp_psrp = nn.ModuleDict()
         self.update_layer(adapter_name, config)
 
-    def adapters_here(self) -> nn.ModuleDict:
-        return self.mp_psrp
-
-    def update_layer(self, adapter_name: str, config: MomentProbingConfig) -> None:
+    def create_adapter(self, adapter_name: str, config: MomentProbingConfig) -> None:
         self.mp_psrp[adapter_name] = PSRP(self.hidden_size, config.psrp_reduction)
-        self.set_adapter(self.active_adapters)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         output = self.base_layer(hidden)

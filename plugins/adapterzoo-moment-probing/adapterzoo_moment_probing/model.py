@@ -6,7 +6,7 @@ import re
 
 from torch import nn
 
-from adapterzoo.backbones import BackboneParts, describe_backbone, mlp_norm
+from adapterzoo.backbones import BackboneParts, mlp_norm
 from adapterzoo.errors import UnsupportedBackboneError
 from adapterzoo.image_classifier import ImageClassifier
 from adapterzoo.tuners import MLPInput, TowerTuner, WrappingLayer
@@ -38,11 +38,11 @@ class MomentProbingModel(TowerTuner):
         adapter_name: str,
         config: MomentProbingConfig,
         *,
+        parts: BackboneParts,
         name: str,
         parent: nn.Module,
         key: str,
     ) -> WrappingLayer:
-        parts = describe_backbone(self.model)
         if key == ImageClassifier.head_module:
             return MomentProbingHead(
                 target, adapter_name, config, hidden_size=parts.hidden_size, num_prefix_tokens=parts.num_prefix_tokens

@@ -34,13 +34,17 @@ def remove_tokens(tokens: torch.Tensor, count: int, at: int) -> torch.Tensor:
 
 
 class VPTLayer(WrappingLayer):
-    """What both VPT wrappers share: the adapters they serve, and a frozen backbone kept in eval mode."""
+    """What both VPT wrappers share: the prompt counts per adapter, and a frozen backbone kept in eval mode."""
 
     other_param_names = ("vpt_num_tokens",)
     merge_refusal = "VPT adds prompt tokens to the sequence; there are no weights to fold them into."
 
-    def adapters_here(self) -> dict[str, int]:
-        return self.vpt_num_tokens
+    def __init__(self, base_layer: nn.Module):
+        super().__init__(base_layer)
+        self.vpt_num_tokens: dict[str, int] = {}
+
+    def create_adapter(self, adapter_name: str, config: VPTConfig) -> None:
+        self.vpt_num_tokens[adapter_name] = config.num_tokens
 
     def train(self, mode: bool = True) -> VPTLayer:
         # The reference's train() keeps the frozen embeddings and encoder in eval mode: no dropout in the backbone
@@ -72,28 +76,24 @@ class VPTEmbeddings(VPTLayer):
         self.vpt_deep_prompts = nn.ParameterDict()
         self.vpt_projection = nn.ModuleDict()
         self.vpt_dropout = nn.ModuleDict()
-        self.vpt_num_tokens: dict[str, int] = {}
         self.update_layer(adapter_name, config)
 
-    def update_layer(self, adapter_name: str, config: VPTConfig) -> None:
-        reference = next(self.base_layer.parameters())
-        factory = {"device": reference.device, "dtype": reference.dtype}
+    def create_adapter(self, adapter_name: str, config: VPTConfig) -> None:
+        super().create_adapter(adapter_name, config)
         width = config.projection_dim or self.hidden_size
         bound = math.sqrt(6.0 / (self.patch_pixels + width))
-        shallow = torch.empty(1, config.num_tokens, width, **factory).uniform_(-bound, bound)
+        shallow = torch.empty(1, config.num_tokens, width).uniform_(-bound, bound)
         self.vpt_prompts[adapter_name] = nn.Parameter(shallow)
         if config.deep:
-            deep = torch.empty(self.num_layers - 1, config.num_tokens, width, **factory).uniform_(-bound, bound)
+            deep = torch.empty(self.num_layers - 1, config.num_tokens, width).uniform_(-bound, bound)
             self.vpt_deep_prompts[adapter_name] = nn.Parameter(deep)
         if config.projection_dim:
-            projection = nn.Linear(width, self.hidden_size, **factory)
+            projection = nn.Linear(width, self.hidden_size)
             nn.init.kaiming_normal_(projection.weight, a=0, mode="fan_out")
         else:
             projection = nn.Identity()
         self.vpt_projection[adapter_name] = projection
         self.vpt_dropout[adapter_name] = nn.Dropout(config.dropout)
-        self.vpt_num_tokens[adapter_name] = config.num_tokens
-        self.set_adapter(self.active_adapters)
 
     def prompts(self, adapter_name: str, layer_index: int, batch_size: int) -> torch.Tensor | None:
         """The (batch, m, d) prompts entering layer ``layer_index``, or None where the layer keeps the previous ones.
@@ -138,12 +138,7 @@ class VPTEncoderLayer(VPTLayer):
         self.is_last = is_last
         # A plain reference, not a submodule: the prompts are registered (and saved) once, in VPTEmbeddings.
         object.__setattr__(self, "prompt_source", prompt_source)
-        self.vpt_num_tokens: dict[str, int] = {}
         self.update_layer(adapter_name, config)
-
-    def update_layer(self, adapter_name: str, config: VPTConfig) -> None:
-        self.vpt_num_tokens[adapter_name] = config.num_tokens
-        self.set_adapter(self.active_adapters)
 
     def forward(self, hidden_states: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
         adapter = self.active_adapter_here()

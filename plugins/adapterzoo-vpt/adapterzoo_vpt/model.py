@@ -7,7 +7,7 @@ import re
 
 from torch import nn
 
-from adapterzoo.backbones import BackboneParts, describe_backbone
+from adapterzoo.backbones import BackboneParts
 from adapterzoo.heads import LinearHead
 from adapterzoo.tuners import TowerTuner
 
@@ -29,9 +29,16 @@ class VPTModel(TowerTuner):
         return rf"(?:{re.escape(parts.embeddings)}|{re.escape(parts.layers)}\.\d+)"
 
     def wrap(
-        self, target: nn.Module, adapter_name: str, config: VPTConfig, *, name: str, parent: nn.Module, key: str
+        self,
+        target: nn.Module,
+        adapter_name: str,
+        config: VPTConfig,
+        *,
+        parts: BackboneParts,
+        name: str,
+        parent: nn.Module,
+        key: str,
     ) -> VPTLayer:
-        parts = describe_backbone(self.model)
         if key == parts.embeddings:
             return VPTEmbeddings(target, adapter_name, config, parts)
         index = parts.layer_paths.index(key)
