@@ -328,7 +328,9 @@ class AutoAdapter:
                 raise CheckpointError(f"No saved adapter at {folder}.")
         record = AdapterRecord.read(folder)
         check_no_pickle_only(folder)
-        zoo_method = get_method(record.method, distribution=record.distribution)
+        zoo_method = get_method(
+            record.method, distribution=record.distribution, distribution_version=record.distribution_version
+        )
         if record.task not in TASKS:
             raise CheckpointError(
                 f"{folder} holds a '{record.task}' adapter; this adapterzoo serves {', '.join(TASKS)}."

@@ -200,8 +200,11 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _methods(args: argparse.Namespace) -> int:
     from adapterzoo import list_methods
 
-    for info in list_methods():
-        print(f"{info.name:<16} {info.distribution:<18} {info.version:<8} {info.summary}")
+    rows = [(info.name, info.distribution, info.version, info.summary) for info in list_methods()]
+    # Each column as wide as its longest cell, so that long distribution names keep the summaries aligned.
+    widths = [max((len(row[column]) for row in rows), default=0) for column in range(3)]
+    for *cells, summary in rows:
+        print("  ".join([*(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)), summary]))
     return 0
 
 

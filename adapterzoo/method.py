@@ -1,32 +1,38 @@
-"""The `Method` declaration that every plugin's entry point names, and how options become a PEFT config."""
+"""The `Method` declaration that every plugin's entry point names.
+
+This module, and so every plugin's declaration module, imports only the standard library: listing the installed
+methods (`adapterzoo.list_methods`, ``adapterzoo methods``) must not load torch, transformers or PEFT. What needs them
+(the config and tuner classes, making a PEFT config) is imported when a method is first used.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import importlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from peft import PeftConfig
-from peft.tuners.tuners_utils import BaseTuner
-from peft.utils.constants import INCLUDE_LINEAR_LAYERS_SHORTHAND
-from torch import nn
-
-from adapterzoo.backbones import BackboneParts, is_role_list, resolve_linear_roles
 from adapterzoo.errors import PluginLoadError, UnknownOptionError, UnsupportedBackboneError
+from adapterzoo.lazy import lazy_attributes
+
+if TYPE_CHECKING:
+    from peft import PeftConfig
+    from peft.tuners.tuners_utils import BaseTuner
+    from torch import nn
+
+    from adapterzoo.backbones import BackboneParts
 
 PLUGIN_API_VERSION = 1
 """The plugin API this adapterzoo implements; a `Method` declaring another version is skipped with a warning."""
 
-# PeftConfig fields that the zoo manages itself (PEFT bookkeeping, the head) and that are not user options.
-MANAGED_FIELDS = frozenset(f.name for f in dataclasses.fields(PeftConfig)) | {"modules_to_save"}
-
 # Options whose value may be a list of linear-layer roles ("q", "v", "fc1", ...) resolved per backbone.
 ROLE_OPTIONS = ("target_modules", "feedforward_modules", "exclude_modules")
+
+# MANAGED_FIELDS (the PeftConfig fields that are not user options) is computed from PEFT, so on first use.
+__getattr__, __dir__ = lazy_attributes(globals(), {"MANAGED_FIELDS": "adapterzoo.method_config"})
 
 _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
@@ -88,7 +94,9 @@ class Method:
 
     def options(self) -> list[str]:
         """The option names a user may pass for this method."""
-        return sorted(f.name for f in dataclasses.fields(self.config_cls) if f.name not in MANAGED_FIELDS)
+        from adapterzoo.method_config import option_names
+
+        return option_names(self.config_cls)
 
     def check_options(self, options: Mapping[str, Any]) -> None:
         valid = self.options()
@@ -99,6 +107,14 @@ class Method:
                 raise UnknownOptionError(
                     f"Method '{self.name}' has no option '{name}'.{hint} Valid options: {', '.join(valid)}."
                 )
+
+    def check_defaults(self) -> None:
+        """Refuse a declaration whose ``defaults`` name options that its config does not have: the plugin's mistake,
+        reported when the method is first used rather than as a puzzling error inside PEFT."""
+        try:
+            self.check_options(self.defaults)
+        except UnknownOptionError as exc:
+            raise PluginLoadError(f"The declaration of method '{self.name}' has a wrong default: {exc}") from exc
 
     def check_backbone(self, parts: BackboneParts) -> None:
         if self.backbones is not None and parts.architecture not in self.backbones:
@@ -123,15 +139,8 @@ class Method:
         the method replaces the head. A regex of the user's own becomes the names of the modules it matches, since
         loading accepts no regex but the roles' (see `adapterzoo.pattern_check`).
         """
+        from adapterzoo.method_config import make_config
+
+        self.check_defaults()
         self.check_options(options)
-        values = {**self.defaults, **options}
-        for name in ROLE_OPTIONS:
-            value = values.get(name)
-            if is_role_list(value):
-                values[name] = resolve_linear_roles(task_model, value)
-            elif isinstance(value, str) and value != INCLUDE_LINEAR_LAYERS_SHORTHAND:
-                values[name] = [path for path, _ in task_model.named_modules() if path and re.fullmatch(value, path)]
-        config = self.config_cls(**values)
-        if head_module is not None and not self.replaces_head:
-            config.modules_to_save = [*(config.modules_to_save or []), head_module]
-        return config
+        return make_config(self, task_model, head_module, options)

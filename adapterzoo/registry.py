@@ -2,22 +2,25 @@
 
 The core's own methods are registered the same way, through the core's pyproject, so there is one path for all.
 Loading resolves methods only through installed entry points: nothing read from a saved adapter is ever imported.
+Listing imports only the declaration modules (standard library only, see `adapterzoo.method`); PEFT is imported when a
+method is first used.
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 import warnings
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 
-from adapterzoo import peft_bridge
 from adapterzoo.errors import MethodConflictError, MethodNotFoundError, PluginLoadError, PluginWarning
 from adapterzoo.method import PLUGIN_API_VERSION, Method
 
 ENTRY_POINT_GROUP = "adapterzoo.methods"
 
-# Where the first-party methods come from, so that a missing one can be named with its pip package.
+# Where the first-party methods come from, so that a missing one asked for by name gets its pip package (a saved
+# adapter names its own distribution instead).
 KNOWN_DISTRIBUTIONS = {
     "vpt": "adapterzoo-vpt",
     "maple": "adapterzoo-maple",
@@ -25,6 +28,12 @@ KNOWN_DISTRIBUTIONS = {
     "dvpt": "adapterzoo-dvpt",
     "moment-probing": "adapterzoo-moment-probing",
 }
+
+
+# What a pip requirement may hold (PEP 508 names; versions in PEP 440's characters, no epoch): a distribution recorded
+# in a downloaded file is quoted in a command the user may paste into a shell, so nothing else is.
+_DISTRIBUTION_NAME = re.compile(r"[a-z0-9]([a-z0-9._-]*[a-z0-9])?", re.IGNORECASE)
+_VERSION = re.compile(r"[0-9]+(\.[0-9]+)*[a-z0-9.+_-]*", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -100,22 +109,26 @@ def list_methods() -> list[MethodInfo]:
     return infos
 
 
-def _entry_point(name: str, distribution: str | None = None) -> EntryPoint:
+def _entry_point(name: str, distribution: str | None = None, distribution_version: str | None = None) -> EntryPoint:
     by_name = _entry_points()
     eps = by_name.get(name)
     if not eps:
-        raise MethodNotFoundError(_missing_message(name, distribution, sorted(by_name)))
+        raise MethodNotFoundError(_missing_message(name, distribution, distribution_version, sorted(by_name)))
     if len(eps) > 1:
         raise _conflict(name, eps)
     return eps[0]
 
 
-def get_method(name: str, *, distribution: str | None = None) -> Method:
+def get_method(name: str, *, distribution: str | None = None, distribution_version: str | None = None) -> Method:
     """The installed method called ``name``, ready for PEFT (its config and tuner imported and registered).
 
-    ``distribution`` (as recorded in a saved adapter) names the pip package to suggest when the method is missing.
+    ``distribution`` and ``distribution_version`` (as recorded in a saved adapter) name the pip package to suggest when
+    the method is missing. A declaration whose defaults name options its config lacks is a `PluginLoadError`.
     """
-    method = _load(_entry_point(name, distribution))
+    from adapterzoo import peft_bridge
+
+    method = _load(_entry_point(name, distribution, distribution_version))
+    method.check_defaults()
     peft_bridge.register(method)
     return method
 
@@ -125,11 +138,25 @@ def provenance(name: str) -> tuple[str, str]:
     return _distribution(_entry_point(name))
 
 
-def _missing_message(name: str, distribution: str | None, installed: list[str]) -> str:
+def _provider(name: str, distribution: str | None, distribution_version: str | None) -> tuple[str, str] | None:
+    """The distribution that provides method ``name`` and the pip requirement that installs it: the recorded
+    distribution, at least at the recorded version (newer releases still load its adapters; an exact pin could be a
+    release built for another plugin API), else the first-party plugin that provides ``name``; None if unknown."""
+    if distribution and _DISTRIBUTION_NAME.fullmatch(distribution):
+        if distribution_version and _VERSION.fullmatch(distribution_version):
+            return distribution, f'"{distribution}>={distribution_version}"'
+        return distribution, distribution
+    known = KNOWN_DISTRIBUTIONS.get(name)
+    return (known, known) if known else None
+
+
+def _missing_message(
+    name: str, distribution: str | None, distribution_version: str | None, installed: list[str]
+) -> str:
     message = f"No method named '{name}' is installed."
-    provider = distribution or KNOWN_DISTRIBUTIONS.get(name)
+    provider = _provider(name, distribution, distribution_version)
     if provider:
-        message += f" It is provided by {provider} (`pip install {provider}`)."
+        message += f" It is provided by {provider[0]} (`pip install {provider[1]}`)."
     else:
         close = difflib.get_close_matches(name, installed, n=1)
         if close:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import http.client
 import importlib.metadata
 import os
@@ -74,6 +75,18 @@ def run_python(tmp_path: Path):
         return result.stdout
 
     return run
+
+
+@pytest.fixture
+def heavy_imports(run_python):
+    """Which of torch, transformers and PEFT a fresh process has imported after running ``script``: the command line,
+    the Hub server and the listing of methods must start without them."""
+
+    def heavy(script: str) -> list[str]:
+        check = "import sys\nprint(sorted(name for name in ('torch', 'transformers', 'peft') if name in sys.modules))"
+        return ast.literal_eval(run_python(f"{textwrap.dedent(script)}\n{check}").splitlines()[-1])
+
+    return heavy
 
 
 @pytest.fixture

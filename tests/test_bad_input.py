@@ -104,9 +104,13 @@ def test_a_plain_peft_folder_is_recognised(saved: Path) -> None:
         AutoAdapter.from_pretrained(saved)
 
 
-def test_a_missing_plugin_names_the_distribution_to_install(saved: Path) -> None:
-    edit_json(saved / "adapterzoo_config.json", method="lab-prompts", distribution="lab-prompts-plugin")
-    with pytest.raises(MethodNotFoundError, match=r"pip install lab-prompts-plugin"):
+def test_a_missing_plugin_names_the_distribution_and_version_it_was_saved_with(saved: Path) -> None:
+    """At least the recorded version: newer releases of a plugin load its adapters, and an exact pin could pick a
+    release written for another plugin API."""
+    edit_json(
+        saved / "adapterzoo_config.json", method="foo", distribution="adapterzoo-foo", distribution_version="1.2.3"
+    )
+    with pytest.raises(MethodNotFoundError, match=r'No method named \'foo\'.*`pip install "adapterzoo-foo>=1.2.3"`'):
         AutoAdapter.from_pretrained(saved)
 
 

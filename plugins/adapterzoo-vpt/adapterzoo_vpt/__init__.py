@@ -3,7 +3,7 @@
 This module only declares the method; ``config.py``, ``layer.py`` and ``model.py`` are imported on first use.
 """
 
-from adapterzoo import Method
+from adapterzoo.method import Method
 
 METHOD = Method(
     name="vpt",
