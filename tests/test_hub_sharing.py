@@ -134,12 +134,12 @@ def test_a_missing_plugin_names_the_package_to_install(
     uninstalled("adapterzoo-maple")
     folder = trained_vpt(backbone_repo).save_pretrained(tmp_path / "adapter")
     record = json.loads((folder / "adapterzoo_config.json").read_text())
-    record.update(method="maple", distribution="adapterzoo-maple")
+    record.update(method="maple", distribution="adapterzoo-maple", distribution_version="0.2.0")
     (folder / "adapterzoo_config.json").write_text(json.dumps(record))
     api = HfApi()
     api.create_repo("me/maple-adapter")
     api.upload_folder(repo_id="me/maple-adapter", folder_path=folder)
-    with pytest.raises(MethodNotFoundError, match=r"pip install adapterzoo-maple"):
+    with pytest.raises(MethodNotFoundError, match=r'pip install "adapterzoo-maple>=0.2.0"'):
         AutoAdapter.from_pretrained("me/maple-adapter")
 
 
