@@ -44,6 +44,8 @@ class TestOFT(MethodConformance):
 class TestBOFT(MethodConformance):
     method = "boft"
     options = {"boft_block_size": 4}
+    # PEFT's fast BOFT kernel fails to build on a machine without CUDA, and says so twice.
+    allowed_warnings = ("Failed to load the CUDA extension", "Setting boft_n_butterfly_factor to 1")
 
 
 class TestVeRA(MethodConformance):
