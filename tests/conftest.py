@@ -1,4 +1,5 @@
-"""Shared fixtures of the core's tests."""
+"""Shared fixtures of the core's tests (the tiny backbones' come from the kit's pytest plugin,
+`adapterzoo.testing.pytest_plugin`)."""
 
 from __future__ import annotations
 
@@ -21,17 +22,6 @@ from adapterzoo import registry
 from adapterzoo.data import builtin_dataset
 from adapterzoo.hub import EmbeddedHub
 from adapterzoo.pretraining import local_hub, pretrained_backbone
-from adapterzoo.testing import save_tiny_backbone
-
-
-@pytest.fixture(scope="session")
-def vit_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_backbone(tmp_path_factory.mktemp("vit"), "vit")
-
-
-@pytest.fixture(scope="session")
-def clip_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_backbone(tmp_path_factory.mktemp("clip"), "clip")
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ import adapterzoo
 from adapterzoo import AutoAdapter, CheckpointError
 from adapterzoo.backbones import load_backbone
 from adapterzoo.saving import AdapterRecord
-from adapterzoo.testing.conformance import LABELS, images, perturb_trainable
+from adapterzoo.testing import LABELS, images, perturb_trainable
 
 
 def vpt(vit_path: Path, **options):

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from adapterzoo import AutoAdapter, CheckpointError, MethodNotFoundError, UnknownOptionError
-from adapterzoo.testing.conformance import LABELS
+from adapterzoo.testing import LABELS
 
 
 @pytest.fixture

@@ -7,8 +7,7 @@ from pathlib import Path
 import torch
 
 from adapterzoo import AutoAdapter
-from adapterzoo.testing import MethodConformance
-from adapterzoo.testing.conformance import LABELS, images
+from adapterzoo.testing import LABELS, MethodConformance, images
 
 
 class TestLinearProbe(MethodConformance):

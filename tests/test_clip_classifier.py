@@ -18,7 +18,7 @@ from adapterzoo.data import builtin_dataset
 from adapterzoo.data.builtin import COLORS, COUNTS, SHAPES
 from adapterzoo.data.loading import class_split
 from adapterzoo.data.tokenizer import builtin_clip_tokenizer
-from adapterzoo.testing.conformance import LABELS, images
+from adapterzoo.testing import LABELS, images
 from adapterzoo.training import evaluate_base_to_novel
 
 

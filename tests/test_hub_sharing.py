@@ -16,8 +16,7 @@ from huggingface_hub.errors import HFValidationError, RepositoryNotFoundError
 
 from adapterzoo import AutoAdapter, CheckpointError, MethodNotFoundError
 from adapterzoo.hub import EmbeddedHub
-from adapterzoo.testing import tiny_backbone
-from adapterzoo.testing.conformance import LABELS, images, perturb_trainable
+from adapterzoo.testing import LABELS, images, perturb_trainable, tiny_backbone
 
 
 @pytest.fixture

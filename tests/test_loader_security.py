@@ -19,7 +19,7 @@ import torch
 from adapterzoo import AutoAdapter
 from adapterzoo.errors import CheckpointError
 from adapterzoo.saving import AdapterRecord
-from adapterzoo.testing.conformance import LABELS, images, perturb_trainable
+from adapterzoo.testing import LABELS, images, perturb_trainable
 
 LOAD_EACH = """
 import sys

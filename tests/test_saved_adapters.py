@@ -10,8 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from adapterzoo import AutoAdapter
-from adapterzoo.testing import save_tiny_backbone
-from adapterzoo.testing.conformance import images
+from adapterzoo.testing import images, save_tiny_backbone
 
 SAVED = Path(__file__).parent / "fixtures" / "saved_adapters"
 BACKBONES = {

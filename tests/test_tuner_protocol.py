@@ -13,8 +13,7 @@ from peft import get_peft_model
 from adapterzoo import AdapterModel, AutoAdapter, PluginLoadError, get_method
 from adapterzoo.errors import UnknownOptionError
 from adapterzoo.task_models import build_task_model
-from adapterzoo.testing import MethodConformance
-from adapterzoo.testing.conformance import LABELS, images, perturb_trainable
+from adapterzoo.testing import LABELS, MethodConformance, images, perturb_trainable
 from adapterzoo.tuners import WrappingLayer
 
 TOY_PLUGIN = Path(__file__).parent / "fixtures" / "toy_plugin"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -9,8 +10,14 @@ import torch
 from peft.tuners.tuners_utils import BaseTunerLayer
 
 from adapterzoo import AutoAdapter
-from adapterzoo.testing import VISION_KINDS, CLIPMethodConformance, MethodConformance, save_tiny_backbone
-from adapterzoo.testing.conformance import LABELS, images, perturb_trainable
+from adapterzoo.testing import (
+    LABELS,
+    VISION_KINDS,
+    CLIPMethodConformance,
+    MethodConformance,
+    images,
+    perturb_trainable,
+)
 
 
 class TestLoRA(MethodConformance):
@@ -126,8 +133,10 @@ LORA_DEFAULT_TARGETS = {
 
 
 @pytest.mark.parametrize("kind", VISION_KINDS)
-def test_lora_defaults_to_attention_q_and_v_in_every_block_of_every_architecture(kind: str, tmp_path: Path) -> None:
-    model = AutoAdapter.from_backbone(str(save_tiny_backbone(tmp_path, kind)), method="lora", labels=LABELS)
+def test_lora_defaults_to_attention_q_and_v_in_every_block_of_every_architecture(
+    kind: str, tiny_backbone_path: Callable[[str], Path]
+) -> None:
+    model = AutoAdapter.from_backbone(str(tiny_backbone_path(kind)), method="lora", labels=LABELS)
     targeted = sorted(model.peft_model.base_model.targeted_module_names)
     pattern = "backbone." + LORA_DEFAULT_TARGETS[kind]
     swin_blocks = [{"stage": stage, "i": i} for stage in range(2) for i in range(2)]

@@ -10,6 +10,9 @@ import torch
 import transformers
 
 from adapterzoo.architectures import Architecture, supported_architectures, tiny_kinds
+from adapterzoo.backbones import describe_backbone
+from adapterzoo.errors import UnsupportedBackboneError
+from adapterzoo.registry import get_method
 
 TINY_SIZES: dict[str, Any] = {
     "hidden_size": 32,
@@ -52,3 +55,17 @@ def save_tiny_backbone(folder: str | Path, kind: str = "vit", *, seed: int = 0, 
     model.save_pretrained(folder)
     _architecture_of(kind).tiny_processor(model).save_pretrained(folder)
     return folder
+
+
+def serves(method: str, kind: str) -> bool:
+    """Whether ``method`` accepts a tiny backbone of ``kind`` (the architecture checks it makes before attaching)."""
+    try:
+        get_method(method).check_backbone(describe_backbone(tiny_backbone(kind)))
+    except UnsupportedBackboneError:
+        return False
+    return True
+
+
+def served_kinds(method: str) -> tuple[str, ...]:
+    """The `VISION_KINDS` that ``method`` serves: where its conformance suite and its own per-backbone tests run."""
+    return tuple(kind for kind in VISION_KINDS if serves(method, kind))

@@ -3,7 +3,13 @@
 Subclass `MethodConformance` in a test module and set the method and its options; pytest then runs every check on a
 tiny backbone of every architecture the method serves (ViT, CLIP's vision tower, DeiT, DINOv2 with and without
 registers, SigLIP's vision tower, BEiT, Swin: those whose attachment the method does not refuse; set ``kinds`` to
-choose), and for CLIP classification methods, `CLIPMethodConformance`, on a tiny whole CLIP with its tokenizer::
+choose), and for CLIP classification methods, `CLIPMethodConformance`, on a tiny whole CLIP with its tokenizer. The
+kit's pytest plugin (`adapterzoo.testing.pytest_plugin`, active wherever adapterzoo is installed) provides the tiny
+backbones, so a plugin's test module can be this alone::
+
+    from adapterzoo.testing import MethodConformance
+
+
 
     class TestVPTDeep(MethodConformance):
         method = "vpt"
@@ -19,7 +25,6 @@ JSON) and that building, training, saving and loading raise no warning.
 from __future__ import annotations
 
 import warnings
-from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -30,22 +35,11 @@ from peft.tuners.tuners_utils import BaseTunerLayer
 from peft.utils import ModulesToSaveWrapper
 
 from adapterzoo.auto import AdapterModel, AutoAdapter
-from adapterzoo.backbones import describe_backbone
-from adapterzoo.errors import UnknownOptionError, UnsupportedBackboneError
+from adapterzoo.errors import UnknownOptionError
 from adapterzoo.registry import get_method
 from adapterzoo.task_models import build_task_model
-from adapterzoo.testing.backbones import TINY_SIZES, VISION_KINDS, save_tiny_backbone, tiny_backbone
-
-LABELS = ("cat", "dog", "bird")
-
-
-def perturb_trainable(model: torch.nn.Module, seed: int, scale: float = 0.05) -> None:
-    """Move every trainable parameter away from its initialisation, reproducibly."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for _, param in sorted(model.named_parameters()):
-            if param.requires_grad:
-                param.add_(torch.randn(param.shape, generator=generator, dtype=param.dtype) * scale)
+from adapterzoo.testing.backbones import served_kinds
+from adapterzoo.testing.helpers import LABELS, images, perturb_trainable, separable_images
 
 
 def original_head(head: torch.nn.Module) -> torch.nn.Module:
@@ -55,32 +49,6 @@ def original_head(head: torch.nn.Module) -> torch.nn.Module:
     if isinstance(head, BaseTunerLayer):
         return head.get_base_layer()
     return head
-
-
-def images(batch: int = 4, seed: int = 0) -> torch.Tensor:
-    size = TINY_SIZES["image_size"]
-    return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(seed))
-
-
-def separable_images(labels: torch.Tensor, seed: int = 1) -> torch.Tensor:
-    """Noisy images whose brightness gives their label away, so any method that learns can fit them (random noise
-    alone is nearly one point for a random tiny CLIP, and no text-side prompt could tell its images apart)."""
-    brightness = (labels.float() - labels.float().mean()).view(-1, 1, 1, 1)
-    return 0.2 * images(len(labels), seed=seed) + 1.5 * brightness
-
-
-@cache
-def _saved_tiny_backbone(root: Path, kind: str) -> Path:
-    return save_tiny_backbone(root / f"tiny-{kind}", kind)
-
-
-def serves(method: str, kind: str) -> bool:
-    """Whether ``method`` accepts a tiny backbone of ``kind`` (the architecture checks it makes before attaching)."""
-    try:
-        get_method(method).check_backbone(describe_backbone(tiny_backbone(kind)))
-    except UnsupportedBackboneError:
-        return False
-    return True
 
 
 class MethodConformance:
@@ -96,18 +64,10 @@ class MethodConformance:
     kinds: ClassVar[tuple[str, ...] | None] = None
     """The tiny backbones to run on (`adapterzoo.testing.KINDS`); default: every vision kind the method serves."""
 
-    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
-        if "backbone_kind" in metafunc.fixturenames:
-            metafunc.parametrize("backbone_kind", self.backbone_kinds(), scope="class")
-
     @classmethod
     def backbone_kinds(cls) -> list[str]:
-        return list(cls.kinds) if cls.kinds is not None else [k for k in VISION_KINDS if serves(cls.method, k)]
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def backbone_path(cls, backbone_kind: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-        return _saved_tiny_backbone(tmp_path_factory.getbasetemp(), backbone_kind)
+        """The kinds the suite runs on; the kit's pytest plugin parametrizes ``backbone_path`` with them."""
+        return list(cls.kinds) if cls.kinds is not None else list(served_kinds(cls.method))
 
     def build(self, backbone_path: Path, seed: int = 0) -> AdapterModel:
         torch.manual_seed(seed)

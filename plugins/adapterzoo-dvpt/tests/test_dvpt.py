@@ -15,8 +15,14 @@ from peft import get_peft_model
 from adapterzoo import AutoAdapter, ImageClassifier, get_method, train
 from adapterzoo.backbones import describe_backbone, load_backbone
 from adapterzoo.data import builtin_dataset
-from adapterzoo.testing import VISION_KINDS, MethodConformance, save_tiny_backbone
-from adapterzoo.testing.conformance import LABELS, images, perturb_trainable, serves
+from adapterzoo.testing import (
+    LABELS,
+    MethodConformance,
+    images,
+    perturb_trainable,
+)
+
+pytestmark = pytest.mark.adapterzoo_method("dvpt")  # `backbone_path`: every tiny backbone DVPT serves
 
 SMALL = {"num_prompts": 3, "bottleneck": 5}
 ALTERNATIVES = {
@@ -41,11 +47,6 @@ class TestDVPTUnshared(MethodConformance):
 class TestDVPTAlternatives(MethodConformance):
     method = "dvpt"
     options = {**SMALL, **ALTERNATIVES}
-
-
-@pytest.fixture(scope="module", params=[kind for kind in VISION_KINDS if serves("dvpt", kind)])
-def backbone_path(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_backbone(tmp_path_factory.mktemp(request.param), request.param)
 
 
 @pytest.mark.parametrize("share_every, modules", [(3, 4), (1, 12)])

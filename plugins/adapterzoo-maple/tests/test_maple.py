@@ -17,8 +17,7 @@ from adapterzoo.backbones import load_clip
 from adapterzoo.data import builtin_dataset
 from adapterzoo.data.tokenizer import builtin_clip_tokenizer
 from adapterzoo.hub import EmbeddedHub
-from adapterzoo.testing import CLIPMethodConformance, save_tiny_backbone
-from adapterzoo.testing.conformance import LABELS, images, perturb_trainable
+from adapterzoo.testing import LABELS, CLIPMethodConformance, images, perturb_trainable, save_tiny_backbone
 
 
 class TestCoOp(CLIPMethodConformance):
@@ -39,11 +38,6 @@ class TestMaPLe(CLIPMethodConformance):
 class TestMaPLeRandomContext(CLIPMethodConformance):
     method = "maple"
     options = {"depth": 2, "context_init": None}
-
-
-@pytest.fixture(scope="module")
-def clip_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_backbone(tmp_path_factory.mktemp("clip"), "clip")
 
 
 def clip_b16_classifier() -> CLIPClassifier:

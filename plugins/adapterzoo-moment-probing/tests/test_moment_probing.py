@@ -15,8 +15,7 @@ from peft import get_peft_model
 from adapterzoo import AutoAdapter, ImageClassifier, UnsupportedBackboneError, get_method, train
 from adapterzoo.backbones import load_backbone
 from adapterzoo.data import builtin_dataset
-from adapterzoo.testing import VISION_KINDS, MethodConformance, save_tiny_backbone
-from adapterzoo.testing.conformance import LABELS, images, perturb_trainable
+from adapterzoo.testing import LABELS, VISION_KINDS, MethodConformance, images, perturb_trainable, save_tiny_backbone
 
 
 class TestMomentProbing(MethodConformance):
@@ -28,11 +27,6 @@ class TestMomentProbingPlus(MethodConformance):
     method = "moment-probing"
     options = {"hidden_dim": 32, "plus": True, "psrp_reduction": 4}
     kinds = tuple(kind for kind in VISION_KINDS if kind != "swin")  # PSRP refuses hierarchical backbones
-
-
-@pytest.fixture(scope="module")
-def vit_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_backbone(tmp_path_factory.mktemp("vit"), "vit")
 
 
 def attach(backbone: transformers.PreTrainedModel, labels: list[str], **options):

@@ -13,8 +13,15 @@ from peft import get_peft_model
 
 from adapterzoo import AutoAdapter, ImageClassifier, get_method
 from adapterzoo.backbones import describe_backbone, load_backbone
-from adapterzoo.testing import VISION_KINDS, MethodConformance, save_tiny_backbone
-from adapterzoo.testing.conformance import LABELS, images, perturb_trainable, serves
+from adapterzoo.testing import (
+    LABELS,
+    MethodConformance,
+    images,
+    perturb_trainable,
+    save_tiny_backbone,
+)
+
+pytestmark = pytest.mark.adapterzoo_method("vpt")  # `backbone_path`: every tiny backbone VPT serves
 
 
 class TestVPTShallow(MethodConformance):
@@ -30,14 +37,6 @@ class TestVPTDeep(MethodConformance):
 class TestVPTDeepProjected(MethodConformance):
     method = "vpt"
     options = {"num_tokens": 2, "deep": True, "projection_dim": 8, "dropout": 0.1}
-
-
-VPT_KINDS = [kind for kind in VISION_KINDS if serves("vpt", kind)]
-
-
-@pytest.fixture(scope="module", params=VPT_KINDS)
-def backbone_path(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_backbone(tmp_path_factory.mktemp(request.param), request.param)
 
 
 def run_layer(layer: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
