@@ -13,6 +13,8 @@ MAPLE = Method(
     tasks=("clip-classification",),
     summary="MaPLe: text context after SOS, coupled into vision prompts after the patches, in the first 9 layers.",
     backbones=("clip",),
+    tiny_options={"depth": 2},
+    benchmarks="adapterzoo_maple.benchmarks:maple_rows",
     # The reference's configs/trainers/MaPLe/vit_b16_c2_ep5_batch4_2ctx.yaml with Dassl's defaults: SGD, lr 0.0035,
     # momentum 0.9, weight decay 5e-4, 5 epochs of batch 4, one warmup epoch at a constant 1e-5, cosine decay, random
     # resized crops and flips.
@@ -36,6 +38,8 @@ COOP = Method(
     tasks=("clip-classification",),
     summary="CoOp: 16 learnable context vectors shared by every class, in place of the prompt template's words.",
     backbones=("clip",),
+    tiny_options={"num_context": 2},
+    benchmarks="adapterzoo_maple.benchmarks:coop_rows",
     # CoOp's ViT-B/16 recipe: SGD, lr 0.002, momentum 0.9, weight decay 5e-4, batch 32, cosine decay after one epoch
     # of warmup at a constant 1e-5 (50 epochs, the base-to-novel setting of the CoCoOp and MaPLe papers), random resized
     # crops and flips.
