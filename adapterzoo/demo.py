@@ -20,7 +20,7 @@ import transformers
 from adapterzoo.auto import AdapterModel, AutoAdapter
 from adapterzoo.data.builtin import SHAPES, builtin_dataset
 from adapterzoo.errors import MethodNotFoundError
-from adapterzoo.pretraining import TARGET_SHAPES, local_hub, pretrained_backbone
+from adapterzoo.pretraining import TARGET_SHAPES, local_hub, pretrained_backbone, recipe_for
 from adapterzoo.registry import get_method
 from adapterzoo.remote_code import load_auto
 from adapterzoo.training import base_to_novel, evaluate, train
@@ -136,7 +136,10 @@ def _base_to_novel(clip: str, sizes: DemoSizes, output_dir: Path, progress: bool
     _say(f"Base-to-novel on {clip}: train {sizes.shots} shots of 4 base shapes, test base and novel shapes")
     train_data = builtin_dataset("shapes", "train", num_per_class=sizes.shots)
     test_data = builtin_dataset("shapes", "test", num_per_class=sizes.test_per_class)
-    methods = [("zero-shot", {}), ("coop", {}), ("maple", dict(get_method("maple").tiny_options))]  # a shallow CLIP
+    from adapterzoo_maple import scaled_depth  # the plugin's public helper (run only when MaPLe is installed)
+
+    layers = recipe_for("clip", quick=clip.endswith("quick")).num_layers
+    methods = [("zero-shot", {}), ("coop", {}), ("maple", {"depth": scaled_depth(layers)})]
     rows = []
     for method, options in methods:
         torch.manual_seed(0)

@@ -1,10 +1,17 @@
 """Prompt learning for CLIP: MaPLe (Khattak et al., "MaPLe: Multi-modal Prompt Learning", CVPR 2023) and CoOp (Zhou et
 al., "Learning to Prompt for Vision-Language Models", IJCV 2022), as adapterzoo methods.
 
-This module only declares the methods; ``config.py``, ``layer.py`` and ``model.py`` are imported on first use.
+This module only declares the methods (and `scaled_depth`, MaPLe's depth for shallower towers); ``config.py``,
+``layer.py`` and ``model.py`` are imported on first use.
 """
 
 from adapterzoo.method import Method
+
+
+def scaled_depth(num_layers: int) -> int:
+    """MaPLe's prompt depth for towers of ``num_layers`` layers: the paper's 9 of 12, in proportion (3 of 4)."""
+    return max(1, round(9 / 12 * num_layers))
+
 
 MAPLE = Method(
     name="maple",

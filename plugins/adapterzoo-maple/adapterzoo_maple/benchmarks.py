@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from adapterzoo.benchmarks.shapes import Row, Shape
-from adapterzoo_maple.config import scaled_depth
+from adapterzoo_maple import scaled_depth
 
 
 def coop_rows(shape: Shape) -> list[Row]:
