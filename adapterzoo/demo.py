@@ -136,7 +136,7 @@ def _base_to_novel(clip: str, sizes: DemoSizes, output_dir: Path, progress: bool
     _say(f"Base-to-novel on {clip}: train {sizes.shots} shots of 4 base shapes, test base and novel shapes")
     train_data = builtin_dataset("shapes", "train", num_per_class=sizes.shots)
     test_data = builtin_dataset("shapes", "test", num_per_class=sizes.test_per_class)
-    from adapterzoo_maple.config import scaled_depth
+    from adapterzoo_maple import scaled_depth  # the plugin's public helper (run only when MaPLe is installed)
 
     layers = recipe_for("clip", quick=clip.endswith("quick")).num_layers
     methods = [("zero-shot", {}), ("coop", {}), ("maple", {"depth": scaled_depth(layers)})]

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from adapterzoo.backbones import BackboneParts
+    from adapterzoo.benchmarks.shapes import Row, Shape
 
 PLUGIN_API_VERSION = 1
 """The plugin API this adapterzoo implements; a `Method` declaring another version is skipped with a warning."""
@@ -55,7 +56,10 @@ class Method:
     architectures that cannot take them), ``defaults`` option values that differ from the config's, ``head_init`` a
     function that initialises a new head the paper's way, ``recipe`` the paper's training options (`TrainingConfig`
     fields), and ``replaces_head`` whether its tuner replaces the task model's head (which is then not trained as it
-    is).
+    is). For the core's checks: ``tiny_options`` small option values for the tests' tiny backbones (the support
+    matrix), ``variants`` the option sets that change what it serves (each a row of the matrix), and ``benchmarks`` a
+    ``"module:attribute"`` reference to a function of a `adapterzoo.benchmarks.shapes.Shape` giving the method's
+    benchmark rows, imported only when benchmarking.
     """
 
     name: str
@@ -70,6 +74,9 @@ class Method:
     head_init: str | None = None
     recipe: Mapping[str, Any] = field(default_factory=dict, hash=False)
     replaces_head: bool = False
+    tiny_options: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    variants: tuple[Mapping[str, Any], ...] = field(default=({},), hash=False)
+    benchmarks: str | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -108,13 +115,25 @@ class Method:
                     f"Method '{self.name}' has no option '{name}'.{hint} Valid options: {', '.join(valid)}."
                 )
 
+    @cached_property
+    def benchmark_rows(self) -> Callable[[Shape], list[Row]] | None:
+        """The function of a backbone `Shape` that gives this method's benchmark `Row`s, if it declares one."""
+        return _resolve(self.benchmarks) if self.benchmarks else None
+
     def check_defaults(self) -> None:
-        """Refuse a declaration whose ``defaults`` name options that its config does not have: the plugin's mistake,
-        reported when the method is first used rather than as a puzzling error inside PEFT."""
+        """Refuse a declaration whose ``defaults``, ``tiny_options`` or ``variants`` name options that its config does
+        not have: the plugin's mistake, reported when the method is first used rather than as a puzzling error inside
+        PEFT."""
+        for what, options in (("default", self.defaults), ("tiny option", self.tiny_options)):
+            self._check_declared(what, options)
+        for variant in self.variants:
+            self._check_declared("variant", variant)
+
+    def _check_declared(self, what: str, options: Mapping[str, Any]) -> None:
         try:
-            self.check_options(self.defaults)
+            self.check_options(options)
         except UnknownOptionError as exc:
-            raise PluginLoadError(f"The declaration of method '{self.name}' has a wrong default: {exc}") from exc
+            raise PluginLoadError(f"The declaration of method '{self.name}' has a wrong {what}: {exc}") from exc
 
     def check_backbone(self, parts: BackboneParts) -> None:
         if self.backbones is not None and parts.architecture not in self.backbones:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 import transformers
-from adapterzoo_maple.config import scaled_depth
+from adapterzoo_maple import scaled_depth
 
 from adapterzoo import AutoAdapter, base_to_novel
 from adapterzoo.data import SHAPES, builtin_dataset

@@ -13,7 +13,7 @@ from adapterzoo.benchmarks import measure, report
 from adapterzoo.benchmarks.shapes import CLIP_CLASSES, NUM_CLASSES, SHAPES, Shape, rows_for
 from adapterzoo.data.tokenizer import builtin_clip_tokenizer
 from adapterzoo.readme_blocks import find_block
-from adapterzoo.registry import list_methods
+from adapterzoo.registry import get_method, list_methods
 
 
 def vit(shape: Shape) -> transformers.ViTModel:
@@ -77,9 +77,10 @@ def run_benchmarks(
     if torch.device(device).type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--device {device}: no CUDA device is available to torch {torch.__version__}.")
     count_size = "tiny" if size == "tiny" else "base"
-    installed = {info.name for info in list_methods()}
-    rows = rows_for(SHAPES[count_size], installed)
-    timing_rows = rows_for(SHAPES[size], installed)
+    methods = [get_method(info.name) for info in list_methods()]
+    installed = {method.name for method in methods}
+    rows = rows_for(SHAPES[count_size], methods)
+    timing_rows = rows_for(SHAPES[size], methods)
     results: dict = {
         "machine": report.machine(device, dtype),
         "settings": {

@@ -13,6 +13,8 @@ METHOD = Method(
     summary="DVPT: prompts as dynamic queries over bottlenecked patch features, in parallel with each MLP, gated.",
     inserts_tokens=True,
     replaces_head=True,
+    tiny_options={"num_prompts": 2, "bottleneck": 4},
+    benchmarks="adapterzoo_dvpt.benchmarks:rows",
     # The released code (code/DVPT_vit_train.py): AdamW, lr 5e-4, weight decay 1e-4, 60 epochs with 5 of warmup and
     # cosine decay, gradient clipping at 1.0.
     recipe={

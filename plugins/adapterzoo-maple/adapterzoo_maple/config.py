@@ -8,11 +8,6 @@ from typing import ClassVar
 from adapterzoo.tuners import TowerTunerConfig
 
 
-def scaled_depth(num_layers: int) -> int:
-    """MaPLe's prompt depth for towers of ``num_layers`` layers: the paper's 9 of 12, in proportion (3 of 4)."""
-    return max(1, round(9 / 12 * num_layers))
-
-
 @dataclass
 class CoOpConfig(TowerTunerConfig):
     """CoOp: ``num_context`` learnable vectors shared by all classes, then the class name: "[ctx] {class}."."""

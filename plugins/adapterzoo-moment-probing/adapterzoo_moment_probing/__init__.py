@@ -12,6 +12,9 @@ METHOD = Method(
     tasks=("image-classification",),
     summary="Moment Probing: a head on the CLS token and cross-covariances of patch tokens; MP+ adds PSRP per block.",
     replaces_head=True,
+    tiny_options={"hidden_dim": 32},
+    variants=({}, {"plus": True}),  # MP+ adds PSRP in every block, which Swin's stages refuse
+    benchmarks="adapterzoo_moment_probing.benchmarks:rows",
     # The reference's ImageNet recipe (train_scripts/vit): AdamW, lr 1e-4, weight decay 0.05, 5 warmup epochs of 30,
     # cosine decay.
     recipe={"optimizer": "adamw", "lr": 1e-4, "weight_decay": 0.05, "scheduler": "cosine", "warmup_ratio": 5 / 30},

@@ -37,7 +37,7 @@ def group_pairs(cross_type: str, num_heads: int) -> list[tuple[int, int]]:
     return list(combinations(range(num_heads), 2))
 
 
-def _strided_side(size: int) -> int:
+def strided_side(size: int) -> int:
     """The side of a square map after two 3x3 convolutions of stride 2 without padding (128 -> 63 -> 31)."""
     for _ in range(2):
         size = (size - 3) // 2 + 1
@@ -65,7 +65,7 @@ class MomentProbing(nn.Module):
             nn.Conv2d(channels, channels, kernel_size=3, stride=2, bias=False),
         )
         self.classifier1 = _trunc_normal_linear(hidden_size, num_labels)
-        self.classifier2 = _trunc_normal_linear(channels * _strided_side(group) ** 2, num_labels)
+        self.classifier2 = _trunc_normal_linear(channels * strided_side(group) ** 2, num_labels)
 
     def cross_covariance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """(1/N) a^T b of two (B, N, g) groups after mean removal: one mean per sample (reference) or per channel."""

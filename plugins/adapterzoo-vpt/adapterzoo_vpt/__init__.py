@@ -14,6 +14,8 @@ METHOD = Method(
     # Prompts go after the prefix tokens; architectures that cannot take inserted tokens (BEiT, Swin) refuse them.
     inserts_tokens=True,
     head_init="adapterzoo_vpt.model:init_head",
+    tiny_options={"num_tokens": 2, "deep": True},
+    benchmarks="adapterzoo_vpt.benchmarks:rows",
     # The reference's recipe (configs/base-prompt.yaml, tune_fgvc.py): SGD with momentum 0.9, lr = base_lr x batch /
     # 256, cosine decay after a warmup of 10 of 100 epochs. base_lr 1.0 and weight decay 1e-4 are one point of the
     # authors' grid (base_lr in {50 ... 0.1}, wd in {0.01 ... 0}): tune both per task.
