@@ -27,6 +27,7 @@ KNOWN_DISTRIBUTIONS = {
     "coop": "adapterzoo-maple",
     "dvpt": "adapterzoo-dvpt",
     "moment-probing": "adapterzoo-moment-probing",
+    "ssf": "adapterzoo-ssf",
 }
 
 
