@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from adapterzoo.errors import (
     AdapterZooError,
     CheckpointError,
+    ExportError,
     MethodConflictError,
     MethodNotFoundError,
     PluginLoadError,
@@ -65,6 +66,7 @@ __all__ = [
     "BaseToNovelResult",
     "CLIPClassifier",
     "CheckpointError",
+    "ExportError",
     "ImageClassifier",
     "Method",
     "MethodConflictError",

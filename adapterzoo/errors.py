@@ -58,5 +58,10 @@ class RemoteCodeError(AdapterZooError):
     """
 
 
+class ExportError(AdapterZooError, ValueError):
+    """An adapter cannot be exported in the requested format (a method that cannot be merged into a plain model,
+    a head that the target class cannot express); the message says why and which format to use instead."""
+
+
 class PluginWarning(UserWarning):
     """A plugin was skipped because it is broken or conflicts with another."""
