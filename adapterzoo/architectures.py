@@ -110,6 +110,17 @@ class Architecture:
     # Where the norm sits when the backbone normalises only its pooled output (BEiT's mean pooling: ``pooler.layernorm``
     # after the mean of the patch tokens, no per-token final norm); such a backbone pools the mean by default.
     pooled_norm: str | None = None
+    # The default head is the one transformers' ``*ForImageClassification`` class puts on this architecture, so that
+    # a weight tuner's adapter loads in plain PEFT onto that class with the same logits: how it pools the tokens (None:
+    # the CLS token, or the mean where there is none) and whether a final norm the sequence has not passed applies
+    # to every token ("tokens") or not at all ("none", CLIP's classifier). A ``pooled_norm`` applies to the pooled
+    # vector ("pooled"), as BEiT's pooler does.
+    head_pooling: str | None = None
+    head_norm: str = "tokens"
+    # transformers' image-classification class for this architecture and the attribute holding the backbone in it
+    # (``ViTForImageClassification.vit``); None where transformers has none.
+    classification_class: str | None = None
+    classification_prefix: str | None = None
     # The child list of blocks inside each stage of a hierarchical backbone (Swin: ``blocks``), None for a flat one.
     block_container: str | None = None
     # Why tokens cannot be inserted into this architecture's sequence (VPT's, DVPT's prompts), None if they can.
@@ -128,25 +139,57 @@ class Architecture:
 
 
 ARCHITECTURES: tuple[Architecture, ...] = (
-    Architecture("vit", "ViT", ("vit",), "ViTModel", {"add_pooling_layer": False}),
+    Architecture(
+        "vit",
+        "ViT",
+        ("vit",),
+        "ViTModel",
+        {"add_pooling_layer": False},
+        classification_class="ViTForImageClassification",
+        classification_prefix="vit",
+    ),  # fmt: skip
     Architecture(
         "clip",
         "CLIP",
         ("clip", "clip_vision_model"),
         "CLIPVisionModel",
         sequence_is_normed=False,
+        head_pooling="mean",
+        head_norm="none",
+        classification_class="CLIPForImageClassification",
+        classification_prefix="vision_model",
         tiny=_tiny_clip,
         extra_tiny={"clip_vision_model": tiny_tower},
         tiny_processor=_clip_processor,
     ),  # fmt: skip
-    Architecture("deit", "DeiT", ("deit",), "DeiTModel", {"add_pooling_layer": False}, num_prefix_tokens=2),
-    Architecture("dinov2", "DINOv2", ("dinov2",), "Dinov2Model"),
+    Architecture(
+        "deit",
+        "DeiT",
+        ("deit",),
+        "DeiTModel",
+        {"add_pooling_layer": False},
+        num_prefix_tokens=2,
+        classification_class="DeiTForImageClassification",
+        classification_prefix="deit",
+    ),  # fmt: skip
+    Architecture(
+        "dinov2",
+        "DINOv2",
+        ("dinov2",),
+        "Dinov2Model",
+        head_pooling="cls+mean",
+        classification_class="Dinov2ForImageClassification",
+        classification_prefix="dinov2",
+    ),  # fmt: skip
     Architecture(
         "dinov2_with_registers",
         "DINOv2 + registers",
         ("dinov2_with_registers",),
         "Dinov2WithRegistersModel",
         register_tokens="num_register_tokens",
+        head_pooling="cls+mean",
+        classification_class="Dinov2WithRegistersForImageClassification",
+        classification_prefix="dinov2_with_registers",
         tiny_config={"num_register_tokens": 2},
     ),  # fmt: skip
     # SigLIP's attention-pooling head is left out: heads here pool the tokens themselves (the mean, as transformers'
@@ -158,6 +201,8 @@ ARCHITECTURES: tuple[Architecture, ...] = (
         "SiglipVisionModel",
         {"vision_use_head": False},
         num_prefix_tokens=0,
+        classification_class="SiglipForImageClassification",
+        classification_prefix="vision_model",
         tiny=_tiny_siglip,
     ),  # fmt: skip
     Architecture(
@@ -166,6 +211,8 @@ ARCHITECTURES: tuple[Architecture, ...] = (
         ("beit",),
         "BeitModel",
         pooled_norm="pooler.layernorm",
+        classification_class="BeitForImageClassification",
+        classification_prefix="beit",
         insertion_blocker="inserted tokens have no entry in the learned relative position bias, sized to CLS and the "
         "patch grid, that every attention adds",
         tiny_config={"use_relative_position_bias": True},  # as released BEiTs have
@@ -178,6 +225,8 @@ ARCHITECTURES: tuple[Architecture, ...] = (
         {"add_pooling_layer": False},
         num_prefix_tokens=0,
         block_container="blocks",
+        classification_class="SwinForImageClassification",
+        classification_prefix="swin",
         insertion_blocker="tokens attend within local windows of a patch grid that each stage merges into a smaller "
         "one, with no global token sequence to insert tokens into",
         tiny=_tiny_swin,

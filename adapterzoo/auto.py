@@ -37,6 +37,7 @@ from adapterzoo.backbones import (
 from adapterzoo.clip_classifier import CLIPClassifier
 from adapterzoo.errors import CheckpointError, UnsupportedBackboneError, UnsupportedTaskError
 from adapterzoo.hub.client import download_adapter, is_hub_id
+from adapterzoo.heads import head_width
 from adapterzoo.image_classifier import ImageClassifier
 from adapterzoo.method import Method
 from adapterzoo.model_card import render_model_card
@@ -57,6 +58,9 @@ from adapterzoo.saving import (
     write_weights,
 )
 from adapterzoo.task_models import TASKS, build_task_model
+
+LEGACY_HEAD_SETTINGS = {"final_norm": "tokens"}
+"""Head settings that records of format version 1 leave out: their heads normalised every token."""
 
 
 class AdapterModel(nn.Module):
@@ -259,7 +263,8 @@ class AutoAdapter:
     ) -> AdapterModel:
         """Attach a fresh ``method`` adapter, for classes ``labels``, to ``backbone`` (a Hub id, a folder or a model).
 
-        ``task`` defaults to the method's first: an `ImageClassifier` (a new head; ``pooling`` "cls" or "mean") or a
+        ``task`` defaults to the method's first: an `ImageClassifier` (a new head; ``pooling`` "cls", "mean" or
+        "cls+mean", by default as transformers' classification class of the architecture pools) or a
         `CLIPClassifier` (a whole CLIP; ``template`` such as "a photo of a {}."). ``method_options`` are the method's
         config fields (``num_tokens=50, deep=True`` for VPT); an unknown one raises an error listing the valid ones.
         A backbone whose config, image processor or tokenizer ships custom code raises `RemoteCodeError` unless
@@ -392,14 +397,14 @@ def _rebuild_task_model(
         if record.task == ImageClassifier.task:
             if isinstance(source, str):
                 source = load_backbone(source, revision=revision, trust_remote_code=trust_remote_code)
-            width = describe_backbone(source).hidden_size
+            width = head_width(describe_backbone(source).hidden_size, record.head.get("pooling", "cls"))
             check_head_size(folder / WEIGHTS_NAME, ImageClassifier.head_module, rows=len(record.labels), width=width)
         return build_task_model(
             record.task,
             source,
             record.labels,
             revision=revision,
-            settings=record.head,
+            settings={**LEGACY_HEAD_SETTINGS, **record.head},
             trust_remote_code=trust_remote_code,
         )
     except OSError as exc:

@@ -41,6 +41,9 @@ class BackboneParts:
     num_channels: int
     sequence_is_normed: bool
     default_pooling: str = "cls"
+    default_head_norm: str = "tokens"
+    """Where the default head applies ``final_norm``: "tokens" (to each token, unless the sequence is normed already),
+    "pooled" (to the pooled vector) or "none"; see `Architecture.head_norm`."""
     block_container: str | None = None
     insertion_blocker: str | None = None
     num_register_tokens: int = 0
@@ -166,10 +169,10 @@ def describe_backbone(model: nn.Module) -> BackboneParts:
                 final_norm = path
             elif not after_layers:
                 pre_norm = path
-    sequence_is_normed, pooling = arch.sequence_is_normed, "cls"
+    sequence_is_normed, pooling, head_norm = arch.sequence_is_normed, arch.head_pooling or "cls", arch.head_norm
     pooled_norm = _unwrapped(modules.get(_join(root, arch.pooled_norm))) if arch.pooled_norm else None
     if final_norm is None and isinstance(pooled_norm, nn.LayerNorm):
-        final_norm, sequence_is_normed, pooling = _join(root, arch.pooled_norm), False, "mean"
+        final_norm, sequence_is_normed, pooling, head_norm = _join(root, arch.pooled_norm), False, "mean", "pooled"
     if final_norm is None:
         raise UnsupportedBackboneError(f"No final norm found after the encoder of the '{config.model_type}' backbone.")
     registers = getattr(config, arch.register_tokens) if arch.register_tokens else 0
@@ -191,6 +194,7 @@ def describe_backbone(model: nn.Module) -> BackboneParts:
         num_channels=getattr(config, "num_channels", 3),
         sequence_is_normed=sequence_is_normed,
         default_pooling=pooling if num_prefix_tokens else "mean",
+        default_head_norm=head_norm,
         block_container=arch.block_container,
         insertion_blocker=arch.insertion_blocker,
         num_register_tokens=registers,

@@ -13,23 +13,35 @@ from transformers.modeling_outputs import ImageClassifierOutput
 
 from adapterzoo.backbones import backbone_name, describe_backbone
 from adapterzoo.errors import UnsupportedBackboneError
-from adapterzoo.heads import LinearHead
+from adapterzoo.heads import BorrowedModule, LinearHead
 from adapterzoo.labels import checked_labels
+
+FINAL_NORMS = ("tokens", "pooled", "none")
 
 
 class ImageClassifier(nn.Module):
     """A vision backbone and a classification head, the task model that adapters attach to.
 
-    The head receives the final token sequence after the backbone's final norm (CLIP's ``last_hidden_state`` is
-    normalised here, since CLIP itself normalises only its pooled token). The default head is linear on the CLS
-    token, or on the mean of the patch tokens for backbones without one.
+    The head receives the final token sequence. The default head is the one transformers' ``*ForImageClassification``
+    class of the architecture has (linear on the CLS token; on the mean of the patch tokens without one; DINOv2's CLS
+    and mean concatenated; CLIP's mean of the patch tokens without the final norm; BEiT's norm after the mean), so that
+    a weight tuner's adapter is also a plain PEFT adapter of that class. ``final_norm`` says where the backbone's final
+    norm applies when its sequence has not passed it: "tokens" (to every token, before the head), "pooled" (to the
+    head's pooled vector) or "none".
     """
 
     task = "image-classification"
     head_module = "classifier"
     """The attribute holding the head: PEFT trains and saves it beside every adapter (``modules_to_save``)."""
 
-    def __init__(self, backbone: transformers.PreTrainedModel, labels: Sequence[str], *, pooling: str | None = None):
+    def __init__(
+        self,
+        backbone: transformers.PreTrainedModel,
+        labels: Sequence[str],
+        *,
+        pooling: str | None = None,
+        final_norm: str | None = None,
+    ):
         super().__init__()
         labels = checked_labels(labels, owner="An ImageClassifier")
         parts = describe_backbone(backbone)
@@ -39,19 +51,26 @@ class ImageClassifier(nn.Module):
             )
         self.backbone = backbone
         self.labels = labels
-        self.final_norm_path = None if parts.sequence_is_normed else parts.final_norm
+        final_norm = final_norm or parts.default_head_norm
+        if final_norm not in FINAL_NORMS or (final_norm == "pooled" and parts.sequence_is_normed):
+            allowed = ("tokens", "none") if parts.sequence_is_normed else FINAL_NORMS
+            raise ValueError(f"final_norm '{final_norm}' is not one of {', '.join(allowed)} for this backbone.")
+        self.final_norm = final_norm
+        normed_tokens = final_norm == "tokens" and not parts.sequence_is_normed
+        self.final_norm_path = parts.final_norm if normed_tokens else None
         self.classifier = LinearHead(
             parts.hidden_size,
             len(labels),
             pooling=pooling or parts.default_pooling,
             num_prefix_tokens=parts.num_prefix_tokens,
+            pooled_norm=BorrowedModule(self, f"backbone.{parts.final_norm}") if final_norm == "pooled" else None,
         )
         # PEFT records this as the adapter's base_model_name_or_path.
         self.name_or_path = backbone_name(backbone)
 
     def settings(self) -> dict:
         """What `adapterzoo_config.json` records to rebuild this task model (its head)."""
-        return self.classifier.settings()
+        return {**self.classifier.settings(), "final_norm": self.final_norm}
 
     @property
     def id2label(self) -> dict[int, str]:
@@ -62,7 +81,7 @@ class ImageClassifier(nn.Module):
         return {label: i for i, label in enumerate(self.labels)}
 
     def encode(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """The final token sequence, (batch, tokens, hidden), after the backbone's final norm."""
+        """The final token sequence, (batch, tokens, hidden), after the backbone's final norm where it applies to tokens."""
         tokens = self.backbone(pixel_values=pixel_values).last_hidden_state
         if self.final_norm_path is not None:
             # Attribute access (not get_submodule) sees through PEFT wrappers around the whole backbone.

@@ -22,8 +22,9 @@ from adapterzoo.atomic_folder import recover
 from adapterzoo.errors import CheckpointError, NonFiniteError
 from adapterzoo.labels import checked_labels
 
-FORMAT_VERSION = 1
-"""Bumped whenever `AdapterRecord` changes in a way older readers would misread."""
+FORMAT_VERSION = 2
+"""Bumped whenever `AdapterRecord` changes in a way older readers would misread. Version 2: an image classifier's
+head records where the final norm applies (``final_norm``), and may pool "cls+mean"."""
 
 ZOO_CONFIG_NAME = "adapterzoo_config.json"
 PEFT_CONFIG_NAME = "adapter_config.json"

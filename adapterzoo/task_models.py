@@ -33,7 +33,7 @@ def build_task_model(
     loading = {"revision": revision, "trust_remote_code": trust_remote_code}
     if task == ImageClassifier.task:
         model = load_backbone(backbone, **loading) if isinstance(backbone, str) else backbone
-        return ImageClassifier(model, labels, pooling=settings.get("pooling"))
+        return ImageClassifier(model, labels, pooling=settings.get("pooling"), final_norm=settings.get("final_norm"))
     if task == CLIPClassifier.task:
         if isinstance(backbone, str):
             clip, tokenizer = load_clip(backbone, **loading)

@@ -172,8 +172,8 @@ def test_a_whole_clip_model_is_refused_in_favour_of_its_vision_tower() -> None:
     "kind, prefix, classes, pooling, normed, final_norm",
     [
         ("deit", 2, 2, "cls", True, "layernorm"),
-        ("dinov2", 1, 1, "cls", True, "layernorm"),
-        ("dinov2_with_registers", 3, 1, "cls", True, "layernorm"),
+        ("dinov2", 1, 1, "cls+mean", True, "layernorm"),
+        ("dinov2_with_registers", 3, 1, "cls+mean", True, "layernorm"),
         ("siglip", 0, 0, "mean", True, "post_layernorm"),
         ("beit", 1, 1, "mean", False, "pooler.layernorm"),
         ("swin", 0, 0, "mean", True, "layernorm"),
@@ -200,18 +200,19 @@ def test_swin_is_found_as_stages_of_blocks() -> None:
     assert parts.hidden_size == 64  # the last stage's width
 
 
-def test_beit_normalises_each_token_with_its_pooler_norm_and_pools_the_mean() -> None:
-    """BEiT with use_mean_pooling (the released default) has no per-token final norm: heads get every token through
-    the pooler's norm, and the default head pools the mean patch token."""
+def test_beit_normalises_the_mean_patch_token_with_its_pooler_norm() -> None:
+    """BEiT with use_mean_pooling (the released default) has no per-token final norm: the default head, as
+    transformers' BeitForImageClassification, normalises the mean of the patch tokens with the pooler's norm."""
     backbone = tiny_backbone("beit").eval()
     model = ImageClassifier(backbone, ["a", "b"])
     pixel_values = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         tokens = model.encode(pixel_values)
-        normed = backbone.pooler.layernorm(backbone(pixel_values=pixel_values).last_hidden_state)
-        assert torch.equal(tokens, normed)
+        assert torch.equal(tokens, backbone(pixel_values=pixel_values).last_hidden_state)
         head = model.classifier
-        assert torch.allclose(model(pixel_values).logits, normed[:, 1:].mean(1) @ head.weight.T + head.bias)
+        pooled = backbone.pooler.layernorm(tokens[:, 1:].mean(1))
+        assert torch.allclose(model(pixel_values).logits, pooled @ head.weight.T + head.bias)
+    assert model.settings() == {"type": "linear", "pooling": "mean", "final_norm": "pooled"}
 
 
 def test_siglip_loads_its_vision_tower_without_the_attention_pooling_head(tmp_path: Path) -> None:

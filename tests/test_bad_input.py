@@ -79,7 +79,7 @@ def test_pickle_weights_are_refused_unopened(saved: Path) -> None:
 def test_a_newer_format_version_asks_for_an_upgrade(saved: Path) -> None:
     edit_json(saved / "adapterzoo_config.json", format_version=99, adapterzoo_version="9.0.0")
     with pytest.raises(
-        CheckpointError, match="adapterzoo 9.0.0 in format version 99.*up to 1.*pip install -U adapterzoo"
+        CheckpointError, match="adapterzoo 9.0.0 in format version 99.*up to 2.*pip install -U adapterzoo"
     ):
         AutoAdapter.from_pretrained(saved)
 
