@@ -36,8 +36,8 @@ from adapterzoo.backbones import (
 )
 from adapterzoo.clip_classifier import CLIPClassifier
 from adapterzoo.errors import CheckpointError, UnsupportedBackboneError, UnsupportedTaskError
-from adapterzoo.hub.client import download_adapter, is_hub_id
 from adapterzoo.heads import head_width
+from adapterzoo.hub.client import download_adapter, is_hub_id
 from adapterzoo.image_classifier import ImageClassifier
 from adapterzoo.method import Method
 from adapterzoo.model_card import render_model_card

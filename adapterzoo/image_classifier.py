@@ -81,7 +81,7 @@ class ImageClassifier(nn.Module):
         return {label: i for i, label in enumerate(self.labels)}
 
     def encode(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """The final token sequence, (batch, tokens, hidden), after the backbone's final norm where it applies to tokens."""
+        """The final token sequence, (batch, tokens, hidden), after the final norm where it applies to each token."""
         tokens = self.backbone(pixel_values=pixel_values).last_hidden_state
         if self.final_norm_path is not None:
             # Attribute access (not get_submodule) sees through PEFT wrappers around the whole backbone.

@@ -54,7 +54,8 @@ def test_a_save_holds_the_designed_files(vit_path: Path, tmp_path: Path) -> None
     assert record["method"] == "vpt" and record["distribution"] == "adapterzoo-vpt"
     assert record["distribution_version"] == "0.1.0" and record["adapterzoo_version"] == adapterzoo.__version__
     assert record["backbone"] == str(vit_path.resolve()) and record["backbone_revision"] is None
-    assert record["labels"] == list(LABELS) and record["head"] == {"type": "linear", "pooling": "cls", "final_norm": "tokens"}
+    assert record["labels"] == list(LABELS)
+    assert record["head"] == {"type": "linear", "pooling": "cls", "final_norm": "tokens"}
     assert record["task"] == "image-classification" and record["format_version"] == 2
     assert record["trainable_parameters"] == sum(p.numel() for p in model.parameters() if p.requires_grad)
     peft_config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
