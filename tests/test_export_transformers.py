@@ -233,3 +233,9 @@ def test_the_export_pushed_with_transformers_loads_back_by_repo_id(vit_path: Pat
         got = scores_by_label(pipeline(pictures(), top_k=len(LABELS)))
     for got_image, expected_image in zip(got, expected, strict=True):
         np.testing.assert_allclose([got_image[k] for k in LABELS], [expected_image[k] for k in LABELS], atol=1e-5)
+
+
+def test_a_merge_that_the_method_refuses_on_this_backbone_refuses_the_export(clip_path: Path, tmp_path: Path) -> None:
+    """SSF folds its shifts into biases, and CLIP's patch embedding has none."""
+    with pytest.raises(ExportError, match=f"Method 'ssf' cannot be merged.*SSF's shift folds into a bias.*{ONNX_HINT}"):
+        export_transformers(adapter(clip_path, "ssf"), tmp_path / "export")
