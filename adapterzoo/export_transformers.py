@@ -21,7 +21,6 @@ from adapterzoo.architectures import Architecture, architecture_for
 from adapterzoo.atomic_folder import atomic_directory
 from adapterzoo.backbones import BackboneParts, describe_backbone
 from adapterzoo.errors import ExportError
-from adapterzoo.heads import LinearHead
 from adapterzoo.image_classifier import ImageClassifier
 from adapterzoo.saving import check_finite
 
@@ -82,11 +81,6 @@ def _merged_copy(model: AdapterModel) -> ImageClassifier:
         merged = copy.deepcopy(model).merge_and_unload()
     except NotImplementedError as exc:
         raise ExportError(f"{exc}. {ONNX_INSTEAD}") from exc
-    if type(merged.classifier) is not LinearHead:
-        raise ExportError(
-            f"Method '{model.method.name}' leaves a {type(merged.classifier).__name__} as the head, where "
-            f"transformers' class has a linear layer. {ONNX_INSTEAD}"
-        )
     return merged.eval()
 
 

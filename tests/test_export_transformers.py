@@ -121,6 +121,19 @@ def test_the_folder_is_plain_transformers_and_keeps_the_models_dtype(vit_path: P
         assert torch.equal(loaded(pixel_values=pixel_values).logits, expected)
 
 
+def test_a_processor_with_a_tokenizer_exports_its_image_processor_alone(clip_path: Path, tmp_path: Path) -> None:
+    processor = transformers.AutoProcessor.from_pretrained(clip_path)  # CLIP's: image processor and tokenizer
+    model = AutoAdapter.from_backbone(str(clip_path), method="lora", labels=LABELS, image_processor=processor)
+    folder = export_transformers(model, tmp_path / "export")
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == [
+        "config.json",
+        "model.safetensors",
+        "preprocessor_config.json",
+    ]
+    pipeline = transformers.pipeline("image-classification", model=str(folder))
+    assert isinstance(pipeline.image_processor, type(processor.image_processor))
+
+
 @pytest.mark.parametrize(
     "method, options, reason",
     [
