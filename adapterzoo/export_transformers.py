@@ -35,10 +35,11 @@ def export_transformers(model: AdapterModel, path: str | os.PathLike) -> Path:
 
     The folder holds the architecture's ``*ForImageClassification`` config (the labels as ``id2label`` and
     ``label2id``), its safetensors weights and the image processor. It is written atomically: a failure leaves a
-    previous export at ``path`` as it was. ``model`` itself is left untouched, since a copy of it is merged (so the
-    export needs memory for a second copy of the model). Raises `ExportError`, naming the reason, for what
-    transformers' class cannot compute: a method that does not merge (prompts, a head of its own), a head that pools
-    differently from the class's, a CLIP classifier, an architecture without such a class.
+    previous export at ``path`` as it was. ``model`` itself is left untouched: a copy of it is merged (on its
+    device), and the weights move into the transformers model in CPU memory, so the export briefly holds two copies.
+    Raises `ExportError`, naming the reason, for what transformers' class cannot compute: a method that does not
+    merge (prompts, a head of its own), a head that pools differently from the class's, a CLIP classifier, an
+    architecture without such a class.
     """
     task_model = model.task_model
     if not isinstance(task_model, ImageClassifier):
