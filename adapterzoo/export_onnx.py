@@ -16,7 +16,7 @@ The folder holds the graph (`ONNX_NAME`), the image processor's config (preproce
 from __future__ import annotations
 
 import copy
-import importlib
+import importlib.util
 import logging
 import warnings
 from collections.abc import Iterator
@@ -34,7 +34,6 @@ from adapterzoo.auto import AdapterModel, _backbone_of
 from adapterzoo.errors import ExportError
 
 ONNX_NAME = "model.onnx"
-CONFIG_NAME = "config.json"
 ONNX_PACKAGES = ("onnx", "onnxruntime", "onnxscript")
 TOLERANCE = 1e-4
 """How far onnxruntime's logits may be from PyTorch's (absolute, and relative to their size) for an export to pass."""
@@ -75,15 +74,10 @@ def export_onnx(model: AdapterModel, path: str | Path, *, opset: int | None = No
 
 
 def _require_onnx_packages() -> None:
-    missing = []
-    for name in ONNX_PACKAGES:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            missing.append(name)
+    missing = [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
     if missing:
         raise ImportError(
-            f'Exporting to ONNX needs {", ".join(missing)}, which is not installed: pip install "adapterzoo[onnx]"'
+            f'Exporting to ONNX needs {", ".join(missing)} (not installed): pip install "adapterzoo[onnx]"'
         )
 
 
