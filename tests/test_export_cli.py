@@ -70,7 +70,7 @@ def test_an_unknown_format_is_refused_with_the_formats(tmp_path: Path, capsys: p
 
 def test_a_missing_adapter_is_named(tmp_path: Path) -> None:
     message = failure("export", str(tmp_path / "nowhere"), str(tmp_path / "deploy"), "--format", "onnx")
-    assert message == f"adapterzoo export: No saved adapter at {tmp_path / 'nowhere'}."
+    assert message.startswith("adapterzoo export: ") and f"No saved adapter at {tmp_path / 'nowhere'}" in message
     assert not (tmp_path / "deploy").exists()
 
 
