@@ -205,6 +205,14 @@ class AdapterModel(nn.Module):
             (staging / MODEL_CARD_NAME).write_text(render_model_card(record, location=card_location))
         return folder
 
+    def export(self, path: str | Path, format: str = "transformers", **options: Any) -> Path:
+        """Write a deployable model to the folder ``path``: "transformers" (a plain ``*ForImageClassification`` with
+        the adapter merged) or "onnx" (a ``pixel_values -> logits`` graph of any method; ``opset=`` picks the ONNX
+        opset). Returns the folder."""
+        from adapterzoo.exporting import export
+
+        return export(self, path, format, **options)
+
     def push_to_hub(
         self,
         repo_id: str,

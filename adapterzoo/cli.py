@@ -197,6 +197,21 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from adapterzoo import AdapterZooError, AutoAdapter
+
+    if args.opset is not None and args.format != "onnx":
+        raise SystemExit("adapterzoo export: --opset applies to --format onnx only")
+    options = {"opset": args.opset} if args.opset is not None else {}
+    try:
+        model = AutoAdapter.from_pretrained(args.adapter, revision=args.revision)
+        folder = model.export(args.output, format=args.format, **options)
+    except (AdapterZooError, ImportError, OSError, ValueError) as exc:
+        raise SystemExit(f"adapterzoo export: {' '.join(str(exc).split())}") from exc
+    print(f"Exported {args.adapter} ({model.method.name}) as {args.format} to {Path(folder).resolve()}")
+    return 0
+
+
 def _methods(args: argparse.Namespace) -> int:
     from adapterzoo import list_methods
 
@@ -277,6 +292,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--output", help="also write the metrics to this JSON file")
     evaluate.set_defaults(run=_evaluate)
+
+    export = commands.add_parser(
+        "export",
+        help="export a saved adapter (folder or Hub repo) for deployment: transformers or ONNX",
+        description="Write a deployable model of a saved adapter into OUTPUT: a plain transformers "
+        "*ForImageClassification folder with the adapter merged (for the methods that can be merged), or an ONNX "
+        'graph (pixel_values -> logits, any method; needs pip install "adapterzoo[onnx]") beside the image '
+        "processor's config and the labels.",
+    )
+    export.add_argument("adapter", help="a saved adapter folder or a Hub repo id")
+    export.add_argument("output", help="folder to write (replaced when it holds an earlier export of that format)")
+    export.add_argument(
+        "--format", choices=("transformers", "onnx"), default="transformers", help="(default: transformers)"
+    )
+    export.add_argument("--revision", help="branch, tag or commit of a Hub adapter")
+    export.add_argument("--opset", type=int, help="ONNX opset to target (default: the exporter's)")
+    export.set_defaults(run=_export)
 
     demo = commands.add_parser(
         "demo",
