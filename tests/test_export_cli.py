@@ -8,6 +8,7 @@ from pathlib import Path
 import onnxruntime
 import pytest
 import torch
+import transformers
 
 from adapterzoo import AdapterModel, AutoAdapter, get_method
 from adapterzoo.cli import main
@@ -77,3 +78,22 @@ def test_a_missing_adapter_is_named(tmp_path: Path) -> None:
 def test_an_opset_is_an_onnx_option(tmp_path: Path) -> None:
     message = failure("export", str(tmp_path / "adapter"), str(tmp_path / "deploy"), "--opset", "19")
     assert message == "adapterzoo export: --opset applies to --format onnx only"
+
+
+def test_export_a_folder_to_transformers_by_default(vit_path: Path, tmp_path: Path) -> None:
+    model = lora(vit_path, seed=3)
+    model.save_pretrained(tmp_path / "adapter")
+    assert main(["export", str(tmp_path / "adapter"), str(tmp_path / "deploy")]) == 0
+    exported = transformers.AutoModelForImageClassification.from_pretrained(tmp_path / "deploy").eval()
+    pixel_values = images(2, seed=5)
+    with torch.no_grad():
+        torch.testing.assert_close(exported(pixel_values).logits, model(pixel_values).logits, atol=1e-5, rtol=1e-5)
+    assert exported.config.id2label == dict(enumerate(LABELS))
+
+
+def test_a_method_that_cannot_merge_is_pointed_to_onnx(vit_path: Path, tmp_path: Path) -> None:
+    vpt = AutoAdapter.from_backbone(str(vit_path), method="vpt", labels=LABELS, **get_method("vpt").tiny_options)
+    vpt.save_pretrained(tmp_path / "adapter")
+    message = failure("export", str(tmp_path / "adapter"), str(tmp_path / "deploy"), "--format", "transformers")
+    assert message.startswith("adapterzoo export: ") and 'format="onnx"' in message
+    assert not (tmp_path / "deploy").exists()
