@@ -38,11 +38,12 @@ from adapterzoo.backbones import (
 from adapterzoo.clip_classifier import CLIPClassifier
 from adapterzoo.errors import CheckpointError, UnsupportedBackboneError, UnsupportedTaskError
 from adapterzoo.heads import head_width
-from adapterzoo.hub.client import download_adapter, is_hub_id
+from adapterzoo.hub.client import PROCESSOR_CONFIG_NAME, download_adapter, is_hub_id
 from adapterzoo.image_classifier import ImageClassifier
 from adapterzoo.method import Method
 from adapterzoo.model_card import render_model_card
 from adapterzoo.pattern_check import check_patterns
+from adapterzoo.peft_interop import import_record, is_peft_adapter
 from adapterzoo.registry import get_method, provenance
 from adapterzoo.remote_code import load_auto
 from adapterzoo.saving import (
@@ -369,8 +370,14 @@ class AutoAdapter:
             recover_interrupted_save(folder)
             if not folder.is_dir():
                 raise CheckpointError(f"No saved adapter at {folder}.")
-        record = AdapterRecord.read(folder)
         check_no_pickle_only(folder)
+        if is_peft_adapter(folder):  # saved by PEFT itself, for transformers' classification model
+            record, backbone = import_record(
+                folder, backbone=backbone, backbone_revision=backbone_revision, trust_remote_code=trust_remote_code
+            )
+            backbone_revision = record.backbone_revision
+        else:
+            record = AdapterRecord.read(folder)
         zoo_method = get_method(
             record.method, distribution=record.distribution, distribution_version=record.distribution_version
         )
@@ -391,7 +398,7 @@ class AutoAdapter:
         adapter_model = AdapterModel(
             peft_model,
             method=zoo_method,
-            image_processor=load_auto("AutoImageProcessor", folder, trust_remote_code=trust_remote_code),
+            image_processor=_saved_image_processor(folder, task_model, record.backbone_revision, trust_remote_code),
             backbone=record.backbone,
             backbone_revision=record.backbone_revision,
             trainable_parameters=record.trainable_parameters,
@@ -455,6 +462,17 @@ def _rebuild_task_model(
             f"Cannot load the backbone '{source}' this adapter was trained on ({exc}). "
             "Pass backbone= (a Hub id, a folder or a loaded model) to from_pretrained."
         ) from exc
+
+
+def _saved_image_processor(
+    folder: Path, task_model: nn.Module, backbone_revision: str | None, trust_remote_code: bool
+) -> Any:
+    """The image processor saved beside the adapter; the backbone's where there is none (an adapter PEFT saved)."""
+    if (folder / PROCESSOR_CONFIG_NAME).is_file():
+        return load_auto("AutoImageProcessor", folder, trust_remote_code=trust_remote_code)
+    return load_image_processor(
+        _backbone_of(task_model), revision=backbone_revision, trust_remote_code=trust_remote_code
+    )
 
 
 def _read_peft_config(folder: Path, method: Method) -> PeftConfig:

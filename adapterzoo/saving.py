@@ -70,12 +70,10 @@ class AdapterRecord:
     def read(cls, folder: Path) -> AdapterRecord:
         path = folder / ZOO_CONFIG_NAME
         if not path.is_file():
-            hint = (
-                " It holds a plain PEFT adapter: load it with peft.PeftModel.from_pretrained."
-                if (folder / PEFT_CONFIG_NAME).is_file()
-                else ""
+            raise CheckpointError(
+                f"{folder} is not an adapterzoo adapter: {ZOO_CONFIG_NAME} is missing, and so is PEFT's "
+                f"{PEFT_CONFIG_NAME} (an adapter PEFT saved, which adapterzoo imports)."
             )
-            raise CheckpointError(f"{folder} is not an adapterzoo adapter: {ZOO_CONFIG_NAME} is missing.{hint}")
         try:
             data = json.loads(path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
