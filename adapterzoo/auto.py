@@ -196,7 +196,9 @@ class AdapterModel(nn.Module):
     def _record(self, peft_blocker: str | None) -> AdapterRecord:
         check_card_metadata(self.license, self.datasets)
         distribution, version = provenance(self.method.name)
-        arch = find_architecture(describe_backbone(self.task_model).model_type)
+        transformers_class = None
+        if peft_blocker is None:
+            transformers_class = find_architecture(describe_backbone(self.task_model).model_type).classification_class
         return AdapterRecord(
             method=self.method.name,
             distribution=distribution,
@@ -209,7 +211,7 @@ class AdapterModel(nn.Module):
             trainable_parameters=self.trainable_parameters,
             adapterzoo_version=__version__,
             metrics=dict(self.metrics),
-            transformers_class=None if peft_blocker else arch.classification_class,
+            transformers_class=transformers_class,
             license=self.license,
             datasets=list(self.datasets),
         )
@@ -361,7 +363,10 @@ class AutoAdapter:
         is resolved through installed plugins only, and only safetensors weights are read. Nothing in the files runs
         or asks to run code: custom code named by the backbone's or the adapter's configs raises `RemoteCodeError`
         unless ``trust_remote_code=True``; module patterns are checked before PEFT matches them
-        (`adapterzoo.pattern_check`), and the labels against the head's size before the head is built.
+        (`adapterzoo.pattern_check`), and the labels against the head's size before the head is built. An adapter that
+        PEFT itself saved for a transformers image-classification model (no zoo record) is imported
+        (`adapterzoo.peft_interop`); both the zoo's layout and the PEFT-native one (`adapterzoo.transformers_layout`)
+        load.
         """
         if is_hub_id(name_or_path):
             folder = download_adapter(str(name_or_path), revision=revision, token=token, cache_dir=cache_dir)
@@ -467,12 +472,12 @@ def _rebuild_task_model(
 def _saved_image_processor(
     folder: Path, task_model: nn.Module, backbone_revision: str | None, trust_remote_code: bool
 ) -> Any:
-    """The image processor saved beside the adapter; the backbone's where there is none (an adapter PEFT saved)."""
-    if (folder / PROCESSOR_CONFIG_NAME).is_file():
-        return load_auto("AutoImageProcessor", folder, trust_remote_code=trust_remote_code)
-    return load_image_processor(
-        _backbone_of(task_model), revision=backbone_revision, trust_remote_code=trust_remote_code
-    )
+    """The image processor saved beside the adapter; the backbone's for an adapter PEFT saved without one."""
+    if is_peft_adapter(folder) and not (folder / PROCESSOR_CONFIG_NAME).is_file():
+        return load_image_processor(
+            _backbone_of(task_model), revision=backbone_revision, trust_remote_code=trust_remote_code
+        )
+    return load_auto("AutoImageProcessor", folder, trust_remote_code=trust_remote_code)
 
 
 def _read_peft_config(folder: Path, method: Method) -> PeftConfig:

@@ -12,6 +12,7 @@ size matches the head's, else transformers' default names ``LABEL_0``, ``LABEL_1
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -131,14 +132,7 @@ def _scan_weights(path: Path) -> tuple[tuple[int, ...] | None, bool]:
 
 def _saved_parameters(path: Path) -> int:
     with safe_open(str(path), framework="pt") as handle:
-        return sum(_numel(handle.get_slice(key).get_shape()) for key in handle.keys())
-
-
-def _numel(shape: list[int]) -> int:
-    count = 1
-    for size in shape:
-        count *= size
-    return count
+        return sum(math.prod(handle.get_slice(key).get_shape()) for key in handle.keys())
 
 
 def _method_of(folder: Path, config: dict[str, Any]) -> Method:

@@ -272,3 +272,19 @@ def test_a_peft_adapters_patterns_are_checked_like_any_others(peft_folder: Path)
     edit_config(peft_folder, target_modules=r"vit\.(.+)+z")
     with pytest.raises(CheckpointError, match="target_modules.*not the regex of a set of linear-layer roles"):
         AutoAdapter.from_pretrained(peft_folder)
+
+
+def test_a_record_naming_another_transformers_class_is_refused(vit_path: Path, tmp_path: Path) -> None:
+    folder = trained(vit_path).save_pretrained(tmp_path / "adapter")
+    record = json.loads((folder / "adapterzoo_config.json").read_text())
+    record["transformers_class"] = "DeiTForImageClassification"
+    (folder / "adapterzoo_config.json").write_text(json.dumps(record))
+    with pytest.raises(CheckpointError, match="roots its PEFT files at transformers' DeiTForImageClassification"):
+        AutoAdapter.from_pretrained(folder)
+
+
+def test_a_saved_pattern_is_checked_after_renaming_back(vit_path: Path, tmp_path: Path) -> None:
+    folder = trained(vit_path).save_pretrained(tmp_path / "adapter")
+    edit_config(folder, target_modules=r"vit\.layers\.\d+\.(a|aa)+\.q_proj")
+    with pytest.raises(CheckpointError, match=r"target_modules 'backbone\\\\.layers.*not the regex of a set of"):
+        AutoAdapter.from_pretrained(folder)
