@@ -103,16 +103,16 @@ def test_train_records_the_hub_dataset_it_trained_on(
     from adapterzoo.data import loading
 
     load = loading.load_image_dataset
-    hub_ids = []
+    asked = []
 
     def from_the_hub(source, split="train", **options):  # "me/shapes" stands for a Hub dataset: the image folder
-        hub_ids.append(source)
+        asked.append(source)
         return load(str(image_folder) if source == "me/shapes" else source, split, **options)
 
     monkeypatch.setattr(loading, "load_image_dataset", from_the_hub)
     assert main(["train", "--backbone", str(vit_path), "--method", "lora", "--dataset", "me/shapes", "--epochs", "1",
                  "--output-dir", str(tmp_path / "run"), "--no-progress"]) == 0  # fmt: skip
-    assert hub_ids and set(hub_ids) == {"me/shapes"}
+    assert "me/shapes" in asked
     assert AutoAdapter.from_pretrained(tmp_path / "run" / "final").datasets == ["me/shapes"]
     assert main(["train", "--backbone", str(vit_path), "--method", "lora", "--dataset", str(image_folder),
                  "--epochs", "1", "--output-dir", str(tmp_path / "local"), "--no-progress"]) == 0  # fmt: skip
