@@ -24,7 +24,6 @@ from typing import Any
 import torch
 import transformers
 from peft import PeftConfig, PeftModel, get_peft_model_state_dict
-from peft.utils.constants import INCLUDE_LINEAR_LAYERS_SHORTHAND
 
 from adapterzoo.architectures import ARCHITECTURES, Architecture, find_architecture
 from adapterzoo.backbones import describe_backbone
@@ -177,31 +176,13 @@ def peft_loadable_blocker(
         )
     if backbone is None:
         return "the backbone was not loaded from a Hub id or a folder, so PEFT could not find it"
-    try:
-        model_type = load_auto("AutoConfig", backbone, revision=revision).model_type
-    except OSError as exc:
-        return f"the backbone's config cannot be read to check what {arch.classification_class} loads ({exc})"
     expected = getattr(transformers, arch.classification_class).config_class.model_type
+    model_type = parts.model_type
+    if model_type != expected:  # a tower's config (CLIP's vision tower): the checkpoint may hold the whole model
+        try:
+            model_type = load_auto("AutoConfig", backbone, revision=revision).model_type
+        except OSError as exc:
+            return f"the backbone's config cannot be read to check what {arch.classification_class} loads ({exc})"
     if model_type != expected:
         return f"{arch.classification_class} loads '{expected}' checkpoints, and '{backbone}' is a '{model_type}' one"
-    if any(not _under_backbone(name) for name in _module_names(config)):
-        return "its module patterns name modules outside the backbone and the head"
     return None
-
-
-def _module_names(config: PeftConfig) -> list[str]:
-    """The module names and patterns of ``config`` that must move with the backbone (the head's stay as they are)."""
-    names = []
-    for field in dataclasses.fields(config):
-        value = getattr(config, field.name)
-        if field.name in NAME_FIELDS and value is not None:
-            names += [value] if isinstance(value, str) else list(value)
-        elif field.name.endswith("_pattern") and isinstance(value, dict):
-            names += list(value)
-    return [name for name in names if isinstance(name, str)]
-
-
-def _under_backbone(name: str) -> bool:
-    """Whether ``name`` names modules inside the backbone: a path or zoo regex under it, or a suffix PEFT matches
-    anywhere (a name without a dot, such as ``q_proj``; not "all-linear", which would reach the head too)."""
-    return _renamed(name, ZOO_PREFIX, "") != name or ("." not in name and name != INCLUDE_LINEAR_LAYERS_SHORTHAND)
