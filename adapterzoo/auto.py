@@ -75,7 +75,8 @@ class AdapterModel(nn.Module):
     """A task model with an adapter attached, ready to train, save, share and predict.
 
     ``peft_model`` is the `peft.PeftModel` (all of PEFT's API works on it); ``task_model`` the task model
-    inside it; ``image_processor`` preprocesses exactly as the backbone expects.
+    inside it; ``image_processor`` preprocesses exactly as the backbone expects. ``metrics``, ``license`` (a Hub
+    license id) and ``datasets`` (Hub dataset ids) are saved with the adapter and shown on its model card.
     """
 
     def __init__(
