@@ -26,6 +26,7 @@ from torch import nn
 from transformers.modeling_outputs import ImageClassifierOutput
 
 from adapterzoo import __version__
+from adapterzoo.architectures import find_architecture
 from adapterzoo.atomic_folder import MANIFEST_NAME, atomic_directory
 from adapterzoo.backbones import (
     backbone_name,
@@ -37,11 +38,12 @@ from adapterzoo.backbones import (
 from adapterzoo.clip_classifier import CLIPClassifier
 from adapterzoo.errors import CheckpointError, UnsupportedBackboneError, UnsupportedTaskError
 from adapterzoo.heads import head_width
-from adapterzoo.hub.client import download_adapter, is_hub_id
+from adapterzoo.hub.client import PROCESSOR_CONFIG_NAME, download_adapter, is_hub_id
 from adapterzoo.image_classifier import ImageClassifier
 from adapterzoo.method import Method
 from adapterzoo.model_card import render_model_card
 from adapterzoo.pattern_check import check_patterns
+from adapterzoo.peft_interop import import_record, is_peft_adapter
 from adapterzoo.registry import get_method, provenance
 from adapterzoo.remote_code import load_auto
 from adapterzoo.saving import (
@@ -50,14 +52,20 @@ from adapterzoo.saving import (
     WEIGHTS_NAME,
     ZOO_CONFIG_NAME,
     AdapterRecord,
+    check_card_metadata,
     check_finite,
     check_head_size,
     check_no_pickle_only,
-    read_weights,
     recover_interrupted_save,
     write_weights,
 )
 from adapterzoo.task_models import TASKS, build_task_model
+from adapterzoo.transformers_layout import (
+    TransformersLayout,
+    peft_loadable_blocker,
+    read_adapter_weights,
+    saved_layout,
+)
 
 LEGACY_HEAD_SETTINGS = {"final_norm": "tokens"}
 """Head settings that records of format version 1 leave out: their heads normalised every token."""
@@ -67,7 +75,8 @@ class AdapterModel(nn.Module):
     """A task model with an adapter attached, ready to train, save, share and predict.
 
     ``peft_model`` is the `peft.PeftModel` (all of PEFT's API works on it); ``task_model`` the task model
-    inside it; ``image_processor`` preprocesses exactly as the backbone expects.
+    inside it; ``image_processor`` preprocesses exactly as the backbone expects. ``metrics``, ``license`` (a Hub
+    license id) and ``datasets`` (Hub dataset ids) are saved with the adapter and shown on its model card.
     """
 
     def __init__(
@@ -80,6 +89,8 @@ class AdapterModel(nn.Module):
         backbone_revision: str | None,
         trainable_parameters: int,
         metrics: dict[str, float] | None = None,
+        license: str | None = None,
+        datasets: Sequence[str] = (),
     ):
         super().__init__()
         self.peft_model = peft_model
@@ -89,6 +100,9 @@ class AdapterModel(nn.Module):
         self.backbone_revision = backbone_revision
         self.trainable_parameters = trainable_parameters
         self.metrics: dict[str, float] = dict(metrics or {})
+        # The card's metadata: a Hub license id ("apache-2.0") and the Hub datasets trained on (["user/name"]).
+        self.license = license
+        self.datasets: list[str] = list(datasets)
 
     @property
     def task_model(self) -> ImageClassifier | CLIPClassifier:
@@ -167,9 +181,25 @@ class AdapterModel(nn.Module):
         ]
         return results[0] if single else results
 
+    @property
+    def peft_blocker(self) -> str | None:
+        """Why plain PEFT cannot load this adapter onto transformers' classification class; None when it can, and
+        `save_pretrained` then writes the PEFT-native layout (`adapterzoo.transformers_layout`)."""
+        config = self.peft_model.peft_config[self.adapter_name]
+        return peft_loadable_blocker(
+            self.method, self.task_model, config, self.backbone_name, revision=self.backbone_revision
+        )
+
     def record(self) -> AdapterRecord:
         """The zoo's record of this adapter, as `save_pretrained` writes it to ``adapterzoo_config.json``."""
+        return self._record(self.peft_blocker)
+
+    def _record(self, peft_blocker: str | None) -> AdapterRecord:
+        check_card_metadata(self.license, self.datasets)
         distribution, version = provenance(self.method.name)
+        transformers_class = None
+        if peft_blocker is None:
+            transformers_class = find_architecture(describe_backbone(self.task_model).model_type).classification_class
         return AdapterRecord(
             method=self.method.name,
             distribution=distribution,
@@ -182,6 +212,9 @@ class AdapterModel(nn.Module):
             trainable_parameters=self.trainable_parameters,
             adapterzoo_version=__version__,
             metrics=dict(self.metrics),
+            transformers_class=transformers_class,
+            license=self.license,
+            datasets=list(self.datasets),
         )
 
     def save_pretrained(self, save_directory: str | Path) -> Path:
@@ -193,16 +226,25 @@ class AdapterModel(nn.Module):
         return get_peft_model_state_dict(self.peft_model, adapter_name=self.adapter_name, save_embedding_layers=False)
 
     def _save(self, folder: Path, *, card_location: str) -> Path:
-        record = self.record()
+        peft_blocker = self.peft_blocker
+        record = self._record(peft_blocker)
         config = copy.deepcopy(self.peft_model.peft_config[self.adapter_name])
         config.inference_mode = True
         weights = self._weights()
+        layout = TransformersLayout.for_class(record.transformers_class) if record.transformers_class else None
+        if layout is not None:
+            config = layout.config_to_transformers(config)
+            config.revision = record.backbone_revision
+            weights = layout.weights_to_transformers(weights)
         with atomic_directory(folder, marker=ZOO_CONFIG_NAME) as staging:
             record.write(staging)
             config.save_pretrained(str(staging))
             write_weights(staging / WEIGHTS_NAME, weights)
             self.image_processor.save_pretrained(str(staging))
-            (staging / MODEL_CARD_NAME).write_text(render_model_card(record, location=card_location))
+            if layout is not None:
+                layout.classification_config(self.task_model).save_pretrained(staging)
+            card = render_model_card(record, location=card_location, peft_blocker=peft_blocker)
+            (staging / MODEL_CARD_NAME).write_text(card)
         return folder
 
     def export(self, path: str | Path, format: str = "transformers", **options: Any) -> Path:
@@ -330,7 +372,10 @@ class AutoAdapter:
         is resolved through installed plugins only, and only safetensors weights are read. Nothing in the files runs
         or asks to run code: custom code named by the backbone's or the adapter's configs raises `RemoteCodeError`
         unless ``trust_remote_code=True``; module patterns are checked before PEFT matches them
-        (`adapterzoo.pattern_check`), and the labels against the head's size before the head is built.
+        (`adapterzoo.pattern_check`), and the labels against the head's size before the head is built. An adapter that
+        PEFT itself saved for a transformers image-classification model (no zoo record) is imported
+        (`adapterzoo.peft_interop`); both the zoo's layout and the PEFT-native one (`adapterzoo.transformers_layout`)
+        load.
         """
         if is_hub_id(name_or_path):
             folder = download_adapter(str(name_or_path), revision=revision, token=token, cache_dir=cache_dir)
@@ -339,8 +384,14 @@ class AutoAdapter:
             recover_interrupted_save(folder)
             if not folder.is_dir():
                 raise CheckpointError(f"No saved adapter at {folder}.")
-        record = AdapterRecord.read(folder)
         check_no_pickle_only(folder)
+        if is_peft_adapter(folder):  # saved by PEFT itself, for transformers' classification model
+            record, backbone = import_record(
+                folder, backbone=backbone, backbone_revision=backbone_revision, trust_remote_code=trust_remote_code
+            )
+            backbone_revision = record.backbone_revision
+        else:
+            record = AdapterRecord.read(folder)
         zoo_method = get_method(
             record.method, distribution=record.distribution, distribution_version=record.distribution_version
         )
@@ -349,20 +400,25 @@ class AutoAdapter:
                 f"{folder} holds a '{record.task}' adapter; this adapterzoo serves {', '.join(TASKS)}."
             )
         task_model = _rebuild_task_model(record, folder, backbone, backbone_revision, trust_remote_code)
+        layout = saved_layout(record.transformers_class, task_model, folder / ZOO_CONFIG_NAME)
         config = _read_peft_config(folder, zoo_method)
+        if layout is not None:
+            config = layout.config_from_transformers(config)
         check_patterns(config, task_model, folder / PEFT_CONFIG_NAME)
         config.inference_mode = not is_trainable
         peft_model = get_peft_model(task_model, config, adapter_name=adapter_name)
-        expected = get_peft_model_state_dict(peft_model, adapter_name=adapter_name, save_embedding_layers=False)
-        set_peft_model_state_dict(peft_model, read_weights(folder / WEIGHTS_NAME, expected), adapter_name=adapter_name)
+        weights = read_adapter_weights(folder, peft_model, layout)
+        set_peft_model_state_dict(peft_model, weights, adapter_name=adapter_name)
         adapter_model = AdapterModel(
             peft_model,
             method=zoo_method,
-            image_processor=load_auto("AutoImageProcessor", folder, trust_remote_code=trust_remote_code),
+            image_processor=_saved_image_processor(folder, task_model, record.backbone_revision, trust_remote_code),
             backbone=record.backbone,
             backbone_revision=record.backbone_revision,
             trainable_parameters=record.trainable_parameters,
             metrics=record.metrics,
+            license=record.license,
+            datasets=record.datasets,
         )
         return adapter_model.train(is_trainable)
 
@@ -420,6 +476,17 @@ def _rebuild_task_model(
             f"Cannot load the backbone '{source}' this adapter was trained on ({exc}). "
             "Pass backbone= (a Hub id, a folder or a loaded model) to from_pretrained."
         ) from exc
+
+
+def _saved_image_processor(
+    folder: Path, task_model: nn.Module, backbone_revision: str | None, trust_remote_code: bool
+) -> Any:
+    """The image processor saved beside the adapter; the backbone's for an adapter PEFT saved without one."""
+    if is_peft_adapter(folder) and not (folder / PROCESSOR_CONFIG_NAME).is_file():
+        return load_image_processor(
+            _backbone_of(task_model), revision=backbone_revision, trust_remote_code=trust_remote_code
+        )
+    return load_auto("AutoImageProcessor", folder, trust_remote_code=trust_remote_code)
 
 
 def _read_peft_config(folder: Path, method: Method) -> PeftConfig:

@@ -125,7 +125,7 @@ def _prepare_data(run: dict[str, Any], seed: int):
 
 def _train(args: argparse.Namespace) -> int:
     from adapterzoo import AutoAdapter, base_to_novel, train
-    from adapterzoo.data.loading import class_names
+    from adapterzoo.data.loading import class_names, hub_dataset_id
     from adapterzoo.training.config import TrainingConfig
 
     run, training = _train_options(args)
@@ -143,6 +143,9 @@ def _train(args: argparse.Namespace) -> int:
         model = AutoAdapter.from_backbone(run["backbone"], method=run["method"], labels=labels, **task, **options)
     else:
         raise SystemExit("adapterzoo: give --backbone and --method, or --adapter")
+    dataset_id = hub_dataset_id(run["dataset"])
+    if dataset_id is not None and dataset_id not in model.datasets:
+        model.datasets.append(dataset_id)  # the card's `datasets`
     data_columns = {"image_column": columns.image, "label_column": columns.label}
     if run.get("protocol") == "base-to-novel":
         if eval_data is None:

@@ -1,21 +1,25 @@
 """The files of a saved adapter: the zoo's record, atomic folder writes, and checked safetensors reads.
 
 A saved adapter is a folder holding ``adapterzoo_config.json`` (`AdapterRecord`), PEFT's ``adapter_config.json`` and
-``adapter_model.safetensors``, a ``README.md`` model card and the image processor's config. Weights are read from
+``adapter_model.safetensors``, a ``README.md`` model card and the image processor's config; in the PEFT-native layout
+also transformers' ``config.json`` of the classification class, holding the labels. Weights are read from
 safetensors only: pickle files are never opened.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import safetensors.torch
 import torch
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
 from safetensors import SafetensorError, safe_open
 
 from adapterzoo.atomic_folder import recover
@@ -24,12 +28,15 @@ from adapterzoo.labels import checked_labels
 
 FORMAT_VERSION = 2
 """Bumped whenever `AdapterRecord` changes in a way older readers would misread. Version 2: an image classifier's
-head records where the final norm applies (``final_norm``), and may pool "cls+mean"."""
+head records where the final norm applies (``final_norm``), and may pool "cls+mean"; a record may name the
+transformers class its PEFT files are rooted at (``transformers_class``), a ``license`` and ``datasets``."""
 
 ZOO_CONFIG_NAME = "adapterzoo_config.json"
 PEFT_CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
 MODEL_CARD_NAME = "README.md"
+LICENSE_ID = re.compile(r"[a-z0-9][a-z0-9.\-]*")
+"""The form of the Hub's license ids (``apache-2.0``, ``cc-by-4.0``, ``other``)."""
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 
 
@@ -49,6 +56,12 @@ class AdapterRecord:
     adapterzoo_version: str
     metrics: dict = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    # transformers' classification class the PEFT files are rooted at (the PEFT-native layout, see
+    # `adapterzoo.transformers_layout`); None where they are rooted at the zoo's task model.
+    transformers_class: str | None = None
+    # The card's metadata: the adapter's license (a Hub license id) and the Hub datasets it was trained on.
+    license: str | None = None
+    datasets: list[str] = field(default_factory=list)
 
     def write(self, folder: Path) -> None:
         (folder / ZOO_CONFIG_NAME).write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
@@ -57,12 +70,10 @@ class AdapterRecord:
     def read(cls, folder: Path) -> AdapterRecord:
         path = folder / ZOO_CONFIG_NAME
         if not path.is_file():
-            hint = (
-                " It holds a plain PEFT adapter: load it with peft.PeftModel.from_pretrained."
-                if (folder / PEFT_CONFIG_NAME).is_file()
-                else ""
+            raise CheckpointError(
+                f"{folder} is not an adapterzoo adapter: {ZOO_CONFIG_NAME} is missing, and so is PEFT's "
+                f"{PEFT_CONFIG_NAME} (an adapter PEFT saved, which adapterzoo imports)."
             )
-            raise CheckpointError(f"{folder} is not an adapterzoo adapter: {ZOO_CONFIG_NAME} is missing.{hint}")
         try:
             data = json.loads(path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -78,9 +89,16 @@ class AdapterRecord:
                 f"this adapterzoo reads format versions up to {FORMAT_VERSION}. Upgrade: pip install -U adapterzoo"
             )
         known = {f.name for f in fields(cls)}
-        missing = sorted(name for name in known if name not in data and name not in ("metrics", "format_version"))
+        optional = {f.name for f in fields(cls) if f.default is not MISSING or f.default_factory is not MISSING}
+        missing = sorted(name for name in known - optional if name not in data)
         if missing:
             raise CheckpointError(f"{path} lacks required field(s): {', '.join(missing)}.")
+        if data.get("transformers_class") is not None and not isinstance(data["transformers_class"], str):
+            raise CheckpointError(f"{path}: transformers_class must be a string or null.")
+        try:
+            check_card_metadata(data.get("license"), data.get("datasets", []))
+        except ValueError as exc:
+            raise CheckpointError(f"{path}: {exc}") from exc
         labels = data["labels"]
         if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
             raise CheckpointError(f"{path}: labels must be a list of strings.")
@@ -89,6 +107,20 @@ class AdapterRecord:
         except ValueError as exc:
             raise CheckpointError(f"{path}: {exc}") from exc
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def check_card_metadata(license: Any, datasets: Any) -> None:
+    """Refuse a license that is not a Hub license id (``apache-2.0``, ``mit``, ...) or datasets that are not a list
+    of Hub dataset ids (``user/name``): the card's metadata, which the Hub indexes."""
+    if license is not None and not (isinstance(license, str) and LICENSE_ID.fullmatch(license)):
+        raise ValueError(f"license {license!r} is not a Hub license id such as 'apache-2.0' or 'mit'.")
+    if not isinstance(datasets, (list, tuple)) or not all(isinstance(name, str) for name in datasets):
+        raise ValueError(f"datasets {datasets!r} is not a list of Hub dataset ids such as ['user/name'].")
+    for name in datasets:
+        try:
+            validate_repo_id(name)
+        except HFValidationError as exc:
+            raise ValueError(f"datasets: {name!r} is not a Hub dataset id such as 'user/name' ({exc}).") from exc
 
 
 def recover_interrupted_save(target: Path) -> None:

@@ -98,9 +98,16 @@ def test_a_record_missing_fields_is_named(saved: Path) -> None:
         AutoAdapter.from_pretrained(saved)
 
 
-def test_a_plain_peft_folder_is_recognised(saved: Path) -> None:
+def test_an_adapter_that_lost_its_record_is_not_taken_for_one_peft_saved(saved: Path) -> None:
     (saved / "adapterzoo_config.json").unlink()
-    with pytest.raises(CheckpointError, match="plain PEFT adapter.*PeftModel.from_pretrained"):
+    with pytest.raises(CheckpointError, match="saved in its own layout, but its adapterzoo_config.json is missing"):
+        AutoAdapter.from_pretrained(saved)
+
+
+def test_a_folder_without_either_config_is_named(saved: Path) -> None:
+    (saved / "adapterzoo_config.json").unlink()
+    (saved / "adapter_config.json").unlink()
+    with pytest.raises(CheckpointError, match="adapterzoo_config.json is missing, and so is PEFT's adapter_config"):
         AutoAdapter.from_pretrained(saved)
 
 

@@ -97,6 +97,28 @@ def test_train_from_a_config_file_then_evaluate(image_folder: Path, vit_path: Pa
     assert metrics == pytest.approx(evaluate(model, validation, metrics=["accuracy", "f1"]))
 
 
+def test_train_records_the_hub_dataset_it_trained_on(
+    image_folder: Path, vit_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from adapterzoo.data import loading
+
+    load = loading.load_image_dataset
+    asked = []
+
+    def from_the_hub(source, split="train", **options):  # "me/shapes" stands for a Hub dataset: the image folder
+        asked.append(source)
+        return load(str(image_folder) if source == "me/shapes" else source, split, **options)
+
+    monkeypatch.setattr(loading, "load_image_dataset", from_the_hub)
+    assert main(["train", "--backbone", str(vit_path), "--method", "lora", "--dataset", "me/shapes", "--epochs", "1",
+                 "--output-dir", str(tmp_path / "run"), "--no-progress"]) == 0  # fmt: skip
+    assert "me/shapes" in asked
+    assert AutoAdapter.from_pretrained(tmp_path / "run" / "final").datasets == ["me/shapes"]
+    assert main(["train", "--backbone", str(vit_path), "--method", "lora", "--dataset", str(image_folder),
+                 "--epochs", "1", "--output-dir", str(tmp_path / "local"), "--no-progress"]) == 0  # fmt: skip
+    assert AutoAdapter.from_pretrained(tmp_path / "local" / "final").datasets == []  # a folder is no Hub dataset
+
+
 def _last_json(capsys) -> str:
     out = capsys.readouterr().out
     return out[out.rindex("\n{") + 1 :] if "\n{" in out else out[out.index("{") :]

@@ -112,7 +112,7 @@ def _processor():
 
 
 def test_a_repo_without_an_adapter_is_named(hub: EmbeddedHub, backbone_repo: str) -> None:
-    expected = "'zoo/tiny-vit'.*no adapterzoo_config.json.*not hold an adapterzoo adapter"
+    expected = "'zoo/tiny-vit'.*no adapterzoo_config.json and no adapter_config.json: it holds neither"
     with pytest.raises(CheckpointError, match=expected):
         AutoAdapter.from_pretrained(backbone_repo)
 

@@ -42,6 +42,14 @@ def load_image_dataset(source: str | datasets.Dataset, split: str = "train", **b
     return load_image_dataset(loaded, split)
 
 
+def hub_dataset_id(source: str | datasets.Dataset) -> str | None:
+    """The Hub id that `load_image_dataset` loads ``source`` from; None for a built-in dataset, a folder or a
+    dataset object (what a model card can name as the data an adapter was trained on)."""
+    if not isinstance(source, str) or source.startswith("builtin:") or os.path.isdir(source):
+        return None
+    return source
+
+
 def split_name(dataset: datasets.Dataset, role: str) -> str:
     """The dataset's split name for messages about its rows (``train``, ``validation``), else ``role``."""
     return str(dataset.split) if dataset.split is not None else role

@@ -1,8 +1,14 @@
-"""Downloading a saved adapter from a Hub repo: its files at one exact commit, from the cache when offline."""
+"""Downloading a saved adapter from a Hub repo: its files at one exact commit, from the cache when offline.
+
+A repo without the zoo's record but with PEFT's config holds an adapter PEFT saved (`adapterzoo.peft_interop`): its
+PEFT files are fetched, with transformers' ``config.json`` (the labels) and the image processor's config if present.
+"""
 
 from __future__ import annotations
 
 import os
+from contextlib import suppress
+from functools import partial
 from pathlib import Path
 
 from huggingface_hub import HfApi, hf_hub_download
@@ -14,7 +20,11 @@ from adapterzoo.errors import CheckpointError
 from adapterzoo.saving import PEFT_CONFIG_NAME, PICKLE_SUFFIXES, WEIGHTS_NAME, ZOO_CONFIG_NAME
 
 PROCESSOR_CONFIG_NAME = "preprocessor_config.json"
-ADAPTER_FILES = (ZOO_CONFIG_NAME, PEFT_CONFIG_NAME, WEIGHTS_NAME, PROCESSOR_CONFIG_NAME)
+TRANSFORMERS_CONFIG_NAME = "config.json"
+ZOO_FILES = (PEFT_CONFIG_NAME, WEIGHTS_NAME, PROCESSOR_CONFIG_NAME)
+"""What an adapterzoo adapter needs beside its record."""
+PEFT_OPTIONAL_FILES = (TRANSFORMERS_CONFIG_NAME, PROCESSOR_CONFIG_NAME)
+"""What an adapter PEFT saved may hold beside its config and weights, and is fetched when there."""
 
 
 def is_hub_id(name: str | os.PathLike) -> bool:
@@ -32,28 +42,39 @@ def download_adapter(
     """
     validate_repo_id(repo_id)
     commit = HfApi(token=token).resolve_revision(repo_id, revision=revision, cache_dir=cache_dir).resolved
-    folder = None
-    for name in ADAPTER_FILES:
+    download = partial(
+        hf_hub_download,
+        repo_id,
+        revision=commit,
+        token=token,
+        cache_dir=cache_dir,
+        library_name="adapterzoo",
+        library_version=__version__,
+    )
+    try:
+        folder = Path(download(ZOO_CONFIG_NAME)).parent
+        required, optional = ZOO_FILES, ()
+    except EntryNotFoundError as exc:
         try:
-            path = hf_hub_download(
-                repo_id,
-                name,
-                revision=commit,
-                token=token,
-                cache_dir=cache_dir,
-                library_name="adapterzoo",
-                library_version=__version__,
-            )
+            folder = Path(download(PEFT_CONFIG_NAME)).parent
+        except EntryNotFoundError:
+            raise CheckpointError(_missing_file_message(repo_id, commit, ZOO_CONFIG_NAME, token)) from exc
+        required, optional = (WEIGHTS_NAME,), PEFT_OPTIONAL_FILES
+    for name in required:
+        try:
+            folder = Path(download(name)).parent
         except EntryNotFoundError as exc:
             raise CheckpointError(_missing_file_message(repo_id, commit, name, token)) from exc
-        folder = Path(path).parent
+    for name in optional:
+        with suppress(EntryNotFoundError):
+            download(name)
     return folder
 
 
 def _missing_file_message(repo_id: str, commit: str, name: str, token: str | bool | None) -> str:
     message = f"The Hub repo '{repo_id}' (commit {commit}) has no {name}"
     if name == ZOO_CONFIG_NAME:
-        return message + ": it does not hold an adapterzoo adapter."
+        return message + " and no adapter_config.json: it holds neither an adapterzoo adapter nor a PEFT one."
     if name == WEIGHTS_NAME:
         files = HfApi(token=token).list_repo_files(repo_id, revision=commit)
         pickles = [f for f in files if f.endswith(PICKLE_SUFFIXES)]
