@@ -19,10 +19,11 @@ from transformers.utils import CONFIG_NAME
 
 from adapterzoo.architectures import Architecture, architecture_for
 from adapterzoo.atomic_folder import atomic_directory
-from adapterzoo.backbones import BackboneParts, describe_backbone
+from adapterzoo.backbones import describe_backbone
 from adapterzoo.errors import ExportError
 from adapterzoo.image_classifier import ImageClassifier
 from adapterzoo.saving import check_finite
+from adapterzoo.transformers_layout import TransformersLayout, head_mismatch
 
 if TYPE_CHECKING:
     from adapterzoo.auto import AdapterModel
@@ -51,7 +52,9 @@ def export_transformers(model: AdapterModel, path: str | os.PathLike) -> Path:
     arch = architecture_for(parts.model_type)
     if arch.classification_class is None:
         raise ExportError(f"transformers has no image-classification class for {arch.display_name}. {ONNX_INSTEAD}")
-    _check_head(task_model, parts, arch)
+    mismatch = head_mismatch(task_model, arch)
+    if mismatch is not None:
+        raise ExportError(f"{mismatch[0].upper()}{mismatch[1:]}. {ONNX_INSTEAD}")
     exported = _as_transformers(_merged_copy(model), arch, model.method.name)
     path = Path(path)
     check_finite(exported.state_dict(), f"the export to {path}")
@@ -59,21 +62,6 @@ def export_transformers(model: AdapterModel, path: str | os.PathLike) -> Path:
         exported.save_pretrained(staging)
         getattr(model.image_processor, "image_processor", model.image_processor).save_pretrained(staging)
     return path
-
-
-def _check_head(task_model: ImageClassifier, parts: BackboneParts, arch: Architecture) -> None:
-    """Refuse a head other than the architecture's default one (`ImageClassifier`), which is the head transformers'
-    class computes. Where the final norm applies matters only for a sequence that has not passed it."""
-    expected = {"type": "linear", "pooling": parts.default_pooling, "final_norm": parts.default_head_norm}
-    settings = task_model.settings()
-    if parts.sequence_is_normed:
-        del expected["final_norm"], settings["final_norm"]
-    if settings != expected:
-        differing = ", ".join(f"{key}={value!r}" for key, value in settings.items() if expected.get(key) != value)
-        wanted = ", ".join(f"{key}={value!r}" for key, value in expected.items() if settings.get(key) != value)
-        raise ExportError(
-            f"The head ({differing}) is not the one {arch.classification_class} computes ({wanted}). {ONNX_INSTEAD}"
-        )
 
 
 def _merged_copy(model: AdapterModel) -> ImageClassifier:
@@ -88,14 +76,8 @@ def _merged_copy(model: AdapterModel) -> ImageClassifier:
 def _as_transformers(merged: ImageClassifier, arch: Architecture, method: str) -> transformers.PreTrainedModel:
     """The architecture's classification class holding the merged backbone's and head's weights, and the labels."""
     classifier_class = getattr(transformers, arch.classification_class)
-    backbone_config = copy.deepcopy(merged.backbone.config)
-    if isinstance(backbone_config, classifier_class.config_class):
-        config = backbone_config
-    else:  # CLIP's and SigLIP's classes take the whole model's config, around the vision tower's
-        config = classifier_class.config_class(vision_config=backbone_config.to_dict())
-    config.id2label, config.label2id = merged.id2label, merged.label2id
+    config = TransformersLayout.of(arch).classification_config(merged)
     config.problem_type = "single_label_classification"  # the pipeline's scores are then softmax, as `predict`'s
-    config.architectures = [classifier_class.__name__]
     exported = classifier_class(config).eval()
     weights = {f"{arch.classification_prefix}.{key}": value for key, value in merged.backbone.state_dict().items()}
     weights.update({f"classifier.{key}": value for key, value in merged.classifier.state_dict().items()})

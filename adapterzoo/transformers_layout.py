@@ -151,6 +151,24 @@ def _map_names(value: Any, rename: Callable[[str], str]) -> Any:
     return value
 
 
+def head_mismatch(task_model: ImageClassifier, arch: Architecture) -> str | None:
+    """How ``task_model``'s head differs from the one ``arch``'s classification class computes; None if it does not.
+
+    The head is that class's when it is the architecture's default (`ImageClassifier`); where the final norm applies
+    matters only for a sequence that has not passed it.
+    """
+    parts = describe_backbone(task_model.backbone)
+    expected = {"type": "linear", "pooling": parts.default_pooling, "final_norm": parts.default_head_norm}
+    settings = task_model.settings()
+    if parts.sequence_is_normed:
+        del expected["final_norm"], settings["final_norm"]
+    if settings == expected:
+        return None
+    differing = ", ".join(f"{key}={value!r}" for key, value in settings.items() if expected.get(key) != value)
+    wanted = ", ".join(f"{key}={value!r}" for key, value in expected.items() if settings.get(key) != value)
+    return f"the head ({differing}) is not the one {arch.classification_class} computes ({wanted})"
+
+
 def peft_loadable_blocker(
     method: Method, task_model: Any, config: PeftConfig, backbone: str | None, revision: str | None = None
 ) -> str | None:
@@ -168,12 +186,9 @@ def peft_loadable_blocker(
     arch = find_architecture(parts.model_type)
     if arch is None or arch.classification_class is None:
         return f"transformers has no image-classification class for the '{parts.architecture}' architecture"
-    default_head = {"type": "linear", "pooling": parts.default_pooling, "final_norm": parts.default_head_norm}
-    if task_model.settings() != default_head:
-        return (
-            f"the head {task_model.settings()} differs from {arch.classification_class}'s ({default_head}); "
-            "use the default pooling and final_norm"
-        )
+    mismatch = head_mismatch(task_model, arch)
+    if mismatch is not None:
+        return f"{mismatch}; use the default pooling and final_norm"
     if backbone is None:
         return "the backbone was not loaded from a Hub id or a folder, so PEFT could not find it"
     expected = getattr(transformers, arch.classification_class).config_class.model_type

@@ -149,7 +149,7 @@ def test_a_pushed_adapter_loads_with_peft_and_transformers_by_repo_id(hub: Embed
     [
         ("vit", "vpt", {"num_tokens": 2}, "method 'vpt' is adapterzoo's"),
         ("vit", "linear-probe", {}, "method 'linear-probe' is adapterzoo's"),
-        ("vit", "lora", {"pooling": "mean"}, "differs from ViTForImageClassification's"),
+        ("vit", "lora", {"pooling": "mean"}, "is not the one ViTForImageClassification computes"),
         ("clip_vision_model", "lora", {}, "loads 'clip' checkpoints, and .* is a 'clip_vision_model' one"),
     ],
 )
