@@ -15,6 +15,7 @@ from adapterzoo.backbones import backbone_name, describe_backbone
 from adapterzoo.errors import UnsupportedBackboneError
 from adapterzoo.heads import BorrowedModule, LinearHead
 from adapterzoo.labels import checked_labels
+from adapterzoo.placement import placement_of
 
 FINAL_NORMS = ("tokens", "pooled", "none")
 
@@ -64,6 +65,7 @@ class ImageClassifier(nn.Module):
             pooling=pooling or parts.default_pooling,
             num_prefix_tokens=parts.num_prefix_tokens,
             pooled_norm=BorrowedModule(self, f"backbone.{parts.final_norm}") if final_norm == "pooled" else None,
+            **placement_of(backbone),
         )
         # PEFT records this as the adapter's base_model_name_or_path.
         self.name_or_path = backbone_name(backbone)

@@ -155,6 +155,20 @@ def check_head_size(path: Path, head_module: str, *, rows: int, width: int) -> N
         )
 
 
+SAFETENSORS_FLOAT_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
+
+
+def weights_dtype(path: Path) -> torch.dtype | None:
+    """The dtype of the first floating-point tensor of a weights file, read from its header only (None: it holds
+    none). An adapter and its head are in the dtype of the backbone they were saved with, so this is that dtype."""
+    with _opened_weights(path) as handle:
+        for key in handle.keys():
+            dtype = SAFETENSORS_FLOAT_DTYPES.get(handle.get_slice(key).get_dtype())
+            if dtype is not None:
+                return dtype
+    return None
+
+
 def read_weights(path: Path, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Read a safetensors file and check that it holds exactly the ``expected`` keys with the expected shapes."""
     with _opened_weights(path) as handle:
