@@ -193,11 +193,13 @@ def check_runnable(dtype: torch.dtype, device: torch.device) -> None:
     """Refuse a dtype that ``device`` cannot run a transformer in: a tiny patch embedding, attention, norm, MLP and
     their backward pass are tried first, which costs microseconds and spares loading a model that would fail."""
     try:
-        x = torch.ones(1, 1, 4, 4, dtype=dtype, device=device, requires_grad=True)
-        tokens = F.conv2d(x, torch.ones(4, 1, 2, 2, dtype=dtype, device=device), stride=2).flatten(2).transpose(1, 2)
-        attended = F.scaled_dot_product_attention(tokens, tokens, tokens)
-        out = F.linear(F.gelu(F.layer_norm(attended, (4,))), torch.ones(4, 4, dtype=dtype, device=device))
-        out.softmax(-1).sum().backward()
+        with torch.inference_mode(False), torch.enable_grad():  # the backward pass, also when called under no_grad
+            x = torch.ones(1, 1, 4, 4, dtype=dtype, device=device, requires_grad=True)
+            weight = torch.ones(4, 1, 2, 2, dtype=dtype, device=device)
+            tokens = F.conv2d(x, weight, stride=2).flatten(2).transpose(1, 2)
+            attended = F.scaled_dot_product_attention(tokens, tokens, tokens)
+            out = F.linear(F.gelu(F.layer_norm(attended, (4,))), torch.ones(4, 4, dtype=dtype, device=device))
+            out.softmax(-1).sum().backward()
     except (RuntimeError, NotImplementedError, TypeError) as exc:
         raise LoadingOptionError(
             f"dtype {dtype} cannot run on {device}: {exc}. Use dtype=torch.float32, or torch.bfloat16 where the "
