@@ -84,6 +84,7 @@ class AdapterModel(nn.Module):
         backbone_revision: str | None,
         trainable_parameters: int,
         metrics: dict[str, float] | None = None,
+        backbone_subfolder: str = "",
     ):
         super().__init__()
         self.peft_model = peft_model
@@ -91,6 +92,7 @@ class AdapterModel(nn.Module):
         self.image_processor = image_processor
         self.backbone_name = backbone
         self.backbone_revision = backbone_revision
+        self.backbone_subfolder = backbone_subfolder
         self.trainable_parameters = trainable_parameters
         self.metrics: dict[str, float] = dict(metrics or {})
 
@@ -186,6 +188,7 @@ class AdapterModel(nn.Module):
             task=self.task_model.task,
             backbone=self.backbone_name,
             backbone_revision=self.backbone_revision,
+            backbone_subfolder=self.backbone_subfolder,
             labels=list(self.labels),
             head=self.task_model.settings(),
             trainable_parameters=self.trainable_parameters,
@@ -308,6 +311,7 @@ class AutoAdapter:
             image_processor=image_processor,
             backbone=backbone_name(vision_model),
             backbone_revision=loading.revision,
+            backbone_subfolder=loading.subfolder if isinstance(backbone, str) else "",
             trainable_parameters=peft_model.get_nb_trainable_parameters()[0],
         )
 
@@ -366,6 +370,7 @@ class AutoAdapter:
             image_processor=load_auto("AutoImageProcessor", folder, trust_remote_code=loading.trust_remote_code),
             backbone=record.backbone,
             backbone_revision=record.backbone_revision,
+            backbone_subfolder=record.backbone_subfolder,
             trainable_parameters=record.trainable_parameters,
             metrics=record.metrics,
         )
@@ -407,11 +412,11 @@ def _rebuild_task_model(
     if source is None:
         raise CheckpointError("The adapter records no backbone; pass backbone= to from_pretrained.")
     revision = revision if backbone is not None else record.backbone_revision
-    if isinstance(source, str):
-        options = loading.for_recorded_backbone(revision, saved_dtype=weights_dtype(folder / WEIGHTS_NAME))
-    else:
+    if not isinstance(source, str):
         loading.check_loaded(source)
-        options = loading
+    saved_dtype = weights_dtype(folder / WEIGHTS_NAME) if isinstance(source, str) else None
+    subfolder = record.backbone_subfolder if backbone is None else ""
+    options = loading.for_recorded_backbone(revision, subfolder=subfolder, saved_dtype=saved_dtype)
     try:
         if record.task == ImageClassifier.task:
             if isinstance(source, str):

@@ -107,12 +107,14 @@ class LoadingOptions:
         placement = {"device_map": self.device_map} if self.device_map is not None else {}
         return {**self.file_kwargs(), "dtype": self.dtype, **placement}
 
-    def for_recorded_backbone(self, revision: str | None, *, saved_dtype: torch.dtype | None) -> LoadingOptions:
-        """The options for the backbone a saved adapter records: at its recorded ``revision``, at the repo's root,
+    def for_recorded_backbone(
+        self, revision: str | None, *, subfolder: str, saved_dtype: torch.dtype | None
+    ) -> LoadingOptions:
+        """The options for the backbone a saved adapter records: at its recorded ``revision`` and ``subfolder``,
         downloaded again only if missing, in the adapter's ``saved_dtype`` when ``dtype`` is "auto" (the dtype the
         saved model computed in); the token, cache, offline mode and device map stay."""
         dtype = saved_dtype if self.dtype == "auto" and saved_dtype is not None else self.dtype
-        return dataclasses.replace(self, revision=revision, subfolder="", force_download=False, dtype=dtype)
+        return dataclasses.replace(self, revision=revision, subfolder=subfolder, force_download=False, dtype=dtype)
 
     def check_loaded(self, model: Any) -> None:
         """Refuse ``dtype`` and ``device_map`` for a backbone given as a loaded model: they say how to load one."""

@@ -48,6 +48,8 @@ class AdapterRecord:
     trainable_parameters: int
     adapterzoo_version: str
     metrics: dict = field(default_factory=dict)
+    backbone_subfolder: str = ""
+    """The folder of the backbone's repo that holds it ("" at the root), as ``subfolder=`` named it."""
     format_version: int = FORMAT_VERSION
 
     def write(self, folder: Path) -> None:
@@ -78,7 +80,8 @@ class AdapterRecord:
                 f"this adapterzoo reads format versions up to {FORMAT_VERSION}. Upgrade: pip install -U adapterzoo"
             )
         known = {f.name for f in fields(cls)}
-        missing = sorted(name for name in known if name not in data and name not in ("metrics", "format_version"))
+        optional = ("metrics", "backbone_subfolder", "format_version")
+        missing = sorted(name for name in known if name not in data and name not in optional)
         if missing:
             raise CheckpointError(f"{path} lacks required field(s): {', '.join(missing)}.")
         labels = data["labels"]
