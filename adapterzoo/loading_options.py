@@ -155,9 +155,11 @@ def _check_device_map(device_map: Any) -> None:
     try:
         torch.empty(1, device=device)
     except (RuntimeError, AssertionError) as exc:
+        available = _available_devices()
+        instead = f"one of {', '.join(available)}, or 'cpu'" if available else "'cpu' (this machine has no accelerator)"
         raise LoadingOptionError(
-            f"device_map={device_map!r}: this machine cannot place tensors on {device} ({exc}). Use "
-            f"device_map='cpu', one of {', '.join(_available_devices())}, or 'auto' to let Accelerate choose."
+            f"device_map={device_map!r}: this machine cannot place tensors on {device} ({exc}). Use device_map="
+            f"{instead}, or device_map='auto' to let Accelerate choose."
         ) from exc
 
 
@@ -173,9 +175,11 @@ def as_device(device_map: Any) -> torch.device:
 
 
 def _available_devices() -> list[str]:
-    accelerator = torch.accelerator.current_accelerator() if torch.accelerator.is_available() else None
-    count = torch.accelerator.device_count() if accelerator is not None else 0
-    return [f"{accelerator.type}:{index}" for index in range(count)] or ["cpu (no accelerator here)"]
+    """The accelerator devices of this machine, by name ("cuda:0", ...)."""
+    if not torch.accelerator.is_available():
+        return []
+    kind = torch.accelerator.current_accelerator().type
+    return [f"{kind}:{index}" for index in range(torch.accelerator.device_count())]
 
 
 def probe_device(device_map: Any) -> torch.device:
