@@ -83,8 +83,10 @@ class ImageClassifier(nn.Module):
         return {label: i for i, label in enumerate(self.labels)}
 
     def encode(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """The final token sequence, (batch, tokens, hidden), after the final norm where it applies to each token."""
-        tokens = self.backbone(pixel_values=pixel_values).last_hidden_state
+        """The final token sequence, (batch, tokens, hidden), after the final norm where it applies to each token.
+
+        Pixels come in the backbone's dtype (image processors give float32; not every architecture casts them)."""
+        tokens = self.backbone(pixel_values=pixel_values.to(self.backbone.dtype)).last_hidden_state
         if self.final_norm_path is not None:
             # Attribute access (not get_submodule) sees through PEFT wrappers around the whole backbone.
             tokens = reduce(getattr, self.final_norm_path.split("."), self.backbone)(tokens)

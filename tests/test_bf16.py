@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from adapterzoo import AutoAdapter, get_method, train
-from adapterzoo.testing import LABELS, images, perturb_trainable, separable_images
+from adapterzoo.testing import LABELS, VISION_KINDS, images, perturb_trainable, separable_images
 from adapterzoo.testing.matrix import row_label, rows
 
 BF16 = torch.bfloat16
@@ -47,6 +47,14 @@ def test_every_method_runs_and_steps_in_bf16(method: str, variant: dict, tiny_ba
     optimizer.step()
     assert any(not torch.equal(before[name], p) for name, p in trainable.items())
     assert float_dtypes(model) == {BF16}
+
+
+@pytest.mark.parametrize("kind", VISION_KINDS)
+def test_every_architecture_takes_float32_pixels_in_bf16(kind: str, tiny_backbone_path) -> None:
+    model = AutoAdapter.from_backbone(str(tiny_backbone_path(kind)), method="lora", labels=LABELS, dtype=BF16).eval()
+    with torch.no_grad():
+        logits = model(images()).logits  # float32, as image processors give them
+    assert logits.dtype == BF16 and logits.isfinite().all()
 
 
 def test_a_bf16_model_trains_and_leaves_the_backbone_untouched(vit_path: Path) -> None:
