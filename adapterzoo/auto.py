@@ -334,11 +334,10 @@ class AutoAdapter:
         loaded from the id and exact revision recorded at training time, unless ``backbone`` (and
         ``backbone_revision``) override it, with the same token, cache and offline mode; in ``dtype`` (by default
         "auto": the dtype the adapter was saved in, so that the logits are those of the saved model) and placed by
-        ``device_map``. The method
-        is resolved through installed plugins only, and only safetensors weights are read. Nothing in the files runs
-        or asks to run code: custom code named by the backbone's or the adapter's configs raises `RemoteCodeError`
-        unless ``trust_remote_code=True``; module patterns are checked before PEFT matches them
-        (`adapterzoo.pattern_check`), and the labels against the head's size before the head is built.
+        ``device_map``. The method is resolved through installed plugins only, and only safetensors weights are read.
+        Nothing in the files runs or asks to run code: custom code named by the backbone's or the adapter's configs
+        raises `RemoteCodeError` unless ``trust_remote_code=True``; module patterns are checked before PEFT matches
+        them (`adapterzoo.pattern_check`), and the labels against the head's size before the head is built.
         """
         loading = LoadingOptions.of(options, caller="AutoAdapter.from_pretrained")
         if is_hub_id(name_or_path):
