@@ -25,8 +25,8 @@ from adapterzoo.method import unknown_option_message
 ACCELERATE_DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
 """``device_map`` strategies that Accelerate computes from the devices' free memory."""
 
-OLD_NAMES = {"torch_dtype": "dtype"}
-"""Older names that transformers 5 still accepts, with the option each stands for."""
+OLD_DTYPE_NAME = "torch_dtype"
+"""The older name of ``dtype``, which transformers 5 still accepts."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ class LoadingOptions:
     @classmethod
     def names(cls) -> list[str]:
         """Every loading option's name, the older ones included."""
-        return sorted([field.name for field in dataclasses.fields(cls)] + list(OLD_NAMES))
+        return sorted([field.name for field in dataclasses.fields(cls)] + [OLD_DTYPE_NAME])
 
     @classmethod
     def split(cls, options: Mapping[str, Any]) -> tuple[LoadingOptions, dict[str, Any]]:
@@ -79,12 +79,11 @@ class LoadingOptions:
     def of(cls, options: Mapping[str, Any], *, caller: str | None = None) -> LoadingOptions:
         """`LoadingOptions` from keyword arguments; an unknown name raises `UnknownOptionError` naming ``caller``."""
         options = dict(options)
-        for old, new in OLD_NAMES.items():
-            if old in options:
-                value = options.pop(old)
-                if new in options and options[new] != value:
-                    raise LoadingOptionError(f"Pass {new} only: {old} is its older name, and the two disagree.")
-                options.setdefault(new, value)
+        if OLD_DTYPE_NAME in options:
+            dtype = options.pop(OLD_DTYPE_NAME)
+            if "dtype" in options and parse_dtype(options["dtype"]) != parse_dtype(dtype):
+                raise LoadingOptionError(f"Pass dtype only: {OLD_DTYPE_NAME} is its older name, and the two disagree.")
+            options.setdefault("dtype", dtype)
         unknown = next((name for name in options if name not in cls.names()), None)
         if unknown is not None:
             lead = f"{caller or 'Loading'} has no option"
