@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from adapterzoo import AutoAdapter, get_method, train
+from adapterzoo.placement import follow
 from adapterzoo.testing import LABELS, VISION_KINDS, images, perturb_trainable, separable_images
 from adapterzoo.testing.matrix import row_label, rows
 
@@ -124,3 +125,19 @@ def test_train_runs_a_bf16_model_on_the_cpu(mixed_precision, vit_path, shapes, s
     assert float_dtypes(model) == {BF16}
     final = AutoAdapter.from_pretrained(result.final_dir)
     assert final.dtype == BF16 and final.metrics["accuracy"] == result.metrics["accuracy"]
+
+
+def test_follow_moves_only_what_the_backbone_does_not_own_and_keeps_shared_tensors_shared() -> None:
+    backbone = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.LayerNorm(2)).to(BF16)
+    backbone[1].float()  # a part the backbone keeps in float32 on purpose stays so
+    shared = torch.ones(3)
+    first, second = torch.nn.Module(), torch.nn.Module()
+    first.register_buffer("projection", shared)
+    second.register_buffer("projection", shared)
+    head = torch.nn.Linear(2, 3)
+    weight = head.weight
+    model = torch.nn.ModuleDict({"backbone": backbone, "first": first, "second": second, "head": head})
+    follow(model, backbone)
+    assert first.projection is second.projection and first.projection.dtype == BF16
+    assert head.weight is weight and head.weight.dtype == BF16 and head.bias.dtype == BF16
+    assert backbone[0].weight.dtype == BF16 and backbone[1].weight.dtype == torch.float32
