@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -194,9 +195,11 @@ def probe_device(device_map: Any) -> torch.device:
     return as_device(device_map)
 
 
+@functools.cache
 def check_runnable(dtype: torch.dtype, device: torch.device) -> None:
     """Refuse a dtype that ``device`` cannot run a transformer in: a tiny patch embedding, attention, norm, MLP and
-    their backward pass are tried first, which costs microseconds and spares loading a model that would fail."""
+    their backward pass are tried first (once per dtype and device: a success is cached), which spares loading a
+    model that would fail."""
     try:
         with torch.inference_mode(False), torch.enable_grad():  # the backward pass, also when called under no_grad
             x = torch.ones(1, 1, 4, 4, dtype=dtype, device=device, requires_grad=True)
