@@ -13,6 +13,7 @@ import json
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 import transformers
 from huggingface_hub import CommitInfo, HfApi
-from peft import PeftConfig, PeftModel, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+from peft import PeftConfig, PeftModel, get_peft_model_state_dict, set_peft_model_state_dict
 from PIL import Image
 from torch import nn
 from transformers.modeling_outputs import ImageClassifierOutput
@@ -40,10 +41,12 @@ from adapterzoo.errors import CheckpointError, UnsupportedBackboneError, Unsuppo
 from adapterzoo.heads import head_width
 from adapterzoo.hub.client import PROCESSOR_CONFIG_NAME, download_adapter, is_hub_id
 from adapterzoo.image_classifier import ImageClassifier
+from adapterzoo.loading_options import LoadingOptions
 from adapterzoo.method import Method
 from adapterzoo.model_card import render_model_card
 from adapterzoo.pattern_check import check_patterns
 from adapterzoo.peft_interop import import_record, is_peft_adapter
+from adapterzoo.placement import attach, placement_of
 from adapterzoo.registry import get_method, provenance
 from adapterzoo.remote_code import load_auto
 from adapterzoo.saving import (
@@ -57,6 +60,7 @@ from adapterzoo.saving import (
     check_head_size,
     check_no_pickle_only,
     recover_interrupted_save,
+    weights_dtype,
     write_weights,
 )
 from adapterzoo.task_models import TASKS, build_task_model
@@ -89,6 +93,7 @@ class AdapterModel(nn.Module):
         backbone_revision: str | None,
         trainable_parameters: int,
         metrics: dict[str, float] | None = None,
+        backbone_subfolder: str = "",
         license: str | None = None,
         datasets: Sequence[str] = (),
     ):
@@ -98,6 +103,7 @@ class AdapterModel(nn.Module):
         self.image_processor = image_processor
         self.backbone_name = backbone
         self.backbone_revision = backbone_revision
+        self.backbone_subfolder = backbone_subfolder
         self.trainable_parameters = trainable_parameters
         self.metrics: dict[str, float] = dict(metrics or {})
         # The card's metadata: a Hub license id ("apache-2.0") and the Hub datasets trained on (["user/name"]).
@@ -119,6 +125,11 @@ class AdapterModel(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype the model computes in: its backbone's (the adapter and the head follow it)."""
+        return placement_of(_backbone_of(self.task_model))["dtype"]
 
     def forward(
         self,
@@ -168,7 +179,7 @@ class AdapterModel(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            logits = self(pixel_values.to(self.device)).logits
+            logits = self(pixel_values.to(self.device, self.dtype)).logits
         finally:
             self.train(was_training)
         scores, indices = logits.softmax(dim=-1).topk(min(top_k, logits.shape[-1]), dim=-1)
@@ -187,7 +198,12 @@ class AdapterModel(nn.Module):
         `save_pretrained` then writes the PEFT-native layout (`adapterzoo.transformers_layout`)."""
         config = self.peft_model.peft_config[self.adapter_name]
         return peft_loadable_blocker(
-            self.method, self.task_model, config, self.backbone_name, revision=self.backbone_revision
+            self.method,
+            self.task_model,
+            config,
+            self.backbone_name,
+            revision=self.backbone_revision,
+            subfolder=self.backbone_subfolder,
         )
 
     def record(self) -> AdapterRecord:
@@ -207,6 +223,7 @@ class AdapterModel(nn.Module):
             task=self.task_model.task,
             backbone=self.backbone_name,
             backbone_revision=self.backbone_revision,
+            backbone_subfolder=self.backbone_subfolder,
             labels=list(self.labels),
             head=self.task_model.settings(),
             trainable_parameters=self.trainable_parameters,
@@ -303,50 +320,53 @@ class AutoAdapter:
         method: str,
         labels: Sequence[str],
         task: str | None = None,
-        revision: str | None = None,
         pooling: str | None = None,
         template: str | None = None,
         image_processor: Any = None,
         adapter_name: str = "default",
-        trust_remote_code: bool = False,
-        **method_options: Any,
+        **options: Any,
     ) -> AdapterModel:
         """Attach a fresh ``method`` adapter, for classes ``labels``, to ``backbone`` (a Hub id, a folder or a model).
 
         ``task`` defaults to the method's first: an `ImageClassifier` (a new head; ``pooling`` "cls", "mean" or
         "cls+mean", by default as transformers' classification class of the architecture pools) or a
-        `CLIPClassifier` (a whole CLIP; ``template`` such as "a photo of a {}."). ``method_options`` are the method's
-        config fields (``num_tokens=50, deep=True`` for VPT); an unknown one raises an error listing the valid ones.
-        A backbone whose config, image processor or tokenizer ships custom code raises `RemoteCodeError` unless
-        ``trust_remote_code=True``, which lets transformers run that code.
+        `CLIPClassifier` (a whole CLIP; ``template`` such as "a photo of a {}."). ``options`` are transformers'
+        loading options (`LoadingOptions`: ``dtype``, ``device_map``, ``revision``, ``token``, ...; ``dtype="auto"``,
+        the default, loads the backbone in its checkpoint's dtype) and the method's config fields
+        (``num_tokens=50, deep=True`` for VPT); an unknown one raises an error listing the valid ones. The adapter and
+        the head are made in the backbone's dtype and on its device. A backbone whose config, image processor or
+        tokenizer ships custom code raises `RemoteCodeError` unless ``trust_remote_code=True``, which lets
+        transformers run that code.
         """
+        loading, method_options = LoadingOptions.split(options)
         zoo_method = get_method(method)
         task = task or zoo_method.tasks[0]
         _check_task(zoo_method, task)
-        zoo_method.check_options(method_options)
+        zoo_method.check_options(method_options, loading_options=LoadingOptions.names())
         if isinstance(backbone, str):
-            revision = resolve_revision(backbone, revision)
+            loading = replace(loading, revision=resolve_revision(backbone, loading))
+        else:
+            loading.check_loaded(backbone)
         settings = {"pooling": pooling, "template": template}
         try:
-            task_model = build_task_model(
-                task, backbone, labels, revision=revision, settings=settings, trust_remote_code=trust_remote_code
-            )
+            task_model = build_task_model(task, backbone, labels, options=loading, settings=settings)
         except UnsupportedBackboneError as exc:
             raise UnsupportedBackboneError(f"Method '{zoo_method.name}' ({task}): {exc}", reason=exc.reason) from exc
         zoo_method.check_backbone(describe_backbone(task_model))
         if zoo_method.head_initializer is not None and task_model.head_module is not None:
             zoo_method.head_initializer(getattr(task_model, task_model.head_module))
         config = zoo_method.make_config(task_model, head_module=task_model.head_module, **method_options)
-        peft_model = get_peft_model(task_model, config, adapter_name=adapter_name)
         vision_model = _backbone_of(task_model)
+        peft_model = attach(task_model, vision_model, config, adapter_name)
         if image_processor is None:
-            image_processor = load_image_processor(vision_model, revision=revision, trust_remote_code=trust_remote_code)
+            image_processor = load_image_processor(vision_model, loading)
         return AdapterModel(
             peft_model,
             method=zoo_method,
             image_processor=image_processor,
             backbone=backbone_name(vision_model),
-            backbone_revision=revision,
+            backbone_revision=loading.revision,
+            backbone_subfolder=loading.subfolder if isinstance(backbone, str) else "",
             trainable_parameters=peft_model.get_nb_trainable_parameters()[0],
         )
 
@@ -355,41 +375,43 @@ class AutoAdapter:
         cls,
         name_or_path: str | Path,
         *,
-        revision: str | None = None,
-        token: str | bool | None = None,
-        cache_dir: str | None = None,
         backbone: str | transformers.PreTrainedModel | None = None,
         backbone_revision: str | None = None,
         is_trainable: bool = False,
         adapter_name: str = "default",
-        trust_remote_code: bool = False,
+        **options: Any,
     ) -> AdapterModel:
         """Rebuild backbone, adapter and head from a saved adapter: a local folder, or a Hub repo id.
 
-        From the Hub, ``revision`` (a branch, tag or commit; default main) and ``token`` select what to download;
-        ``HF_ENDPOINT``, the cache and ``HF_HUB_OFFLINE=1`` are honoured. The backbone is loaded from the id and exact
-        revision recorded at training time, unless ``backbone`` (and ``backbone_revision``) override it. The method
-        is resolved through installed plugins only, and only safetensors weights are read. Nothing in the files runs
-        or asks to run code: custom code named by the backbone's or the adapter's configs raises `RemoteCodeError`
-        unless ``trust_remote_code=True``; module patterns are checked before PEFT matches them
-        (`adapterzoo.pattern_check`), and the labels against the head's size before the head is built. An adapter that
-        PEFT itself saved for a transformers image-classification model (no zoo record) is imported
+        ``options`` are transformers' loading options (`LoadingOptions`). From the Hub, ``revision`` (a branch, tag or
+        commit; default main), ``subfolder``, ``token``, ``cache_dir``, ``local_files_only`` and ``force_download``
+        select what to download; ``HF_ENDPOINT``, the cache and ``HF_HUB_OFFLINE=1`` are honoured. The backbone is
+        loaded from the id and exact revision recorded at training time, unless ``backbone`` (and
+        ``backbone_revision``) override it, with the same token, cache and offline mode; in ``dtype`` (by default
+        "auto": the dtype the adapter was saved in, so that the logits are those of the saved model) and placed by
+        ``device_map``. The method is resolved through installed plugins only, and only safetensors weights are read.
+        Nothing in the files runs or asks to run code: custom code named by the backbone's or the adapter's configs
+        raises `RemoteCodeError` unless ``trust_remote_code=True``; module patterns are checked before PEFT matches
+        them (`adapterzoo.pattern_check`), and the labels against the head's size before the head is built. An
+        adapter that PEFT itself saved for a transformers image-classification model (no zoo record) is imported
         (`adapterzoo.peft_interop`); both the zoo's layout and the PEFT-native one (`adapterzoo.transformers_layout`)
         load.
         """
+        loading = LoadingOptions.of(options, caller="AutoAdapter.from_pretrained")
         if is_hub_id(name_or_path):
-            folder = download_adapter(str(name_or_path), revision=revision, token=token, cache_dir=cache_dir)
+            folder = download_adapter(str(name_or_path), **loading.file_kwargs())
         else:
-            folder = Path(name_or_path)
+            folder = Path(name_or_path, loading.subfolder)
             recover_interrupted_save(folder)
             if not folder.is_dir():
                 raise CheckpointError(f"No saved adapter at {folder}.")
         check_no_pickle_only(folder)
         if is_peft_adapter(folder):  # saved by PEFT itself, for transformers' classification model
             record, backbone = import_record(
-                folder, backbone=backbone, backbone_revision=backbone_revision, trust_remote_code=trust_remote_code
+                folder, backbone=backbone, backbone_revision=backbone_revision, loading=loading
             )
             backbone_revision = record.backbone_revision
+            loading = replace(loading, dtype="auto", device_map=None)  # the backbone is loaded, and placed
         else:
             record = AdapterRecord.read(folder)
         zoo_method = get_method(
@@ -399,22 +421,26 @@ class AutoAdapter:
             raise CheckpointError(
                 f"{folder} holds a '{record.task}' adapter; this adapterzoo serves {', '.join(TASKS)}."
             )
-        task_model = _rebuild_task_model(record, folder, backbone, backbone_revision, trust_remote_code)
+        task_model = _rebuild_task_model(record, folder, backbone, backbone_revision, loading)
         layout = saved_layout(record.transformers_class, task_model, folder / ZOO_CONFIG_NAME)
         config = _read_peft_config(folder, zoo_method)
         if layout is not None:
             config = layout.config_from_transformers(config)
         check_patterns(config, task_model, folder / PEFT_CONFIG_NAME)
         config.inference_mode = not is_trainable
-        peft_model = get_peft_model(task_model, config, adapter_name=adapter_name)
+        peft_model = attach(task_model, _backbone_of(task_model), config, adapter_name)
         weights = read_adapter_weights(folder, peft_model, layout)
         set_peft_model_state_dict(peft_model, weights, adapter_name=adapter_name)
+        backbone_options = loading.for_recorded_backbone(
+            record.backbone_revision, subfolder=record.backbone_subfolder, saved_dtype=None
+        )
         adapter_model = AdapterModel(
             peft_model,
             method=zoo_method,
-            image_processor=_saved_image_processor(folder, task_model, record.backbone_revision, trust_remote_code),
+            image_processor=_saved_image_processor(folder, task_model, backbone_options),
             backbone=record.backbone,
             backbone_revision=record.backbone_revision,
+            backbone_subfolder=record.backbone_subfolder,
             trainable_parameters=record.trainable_parameters,
             metrics=record.metrics,
             license=record.license,
@@ -447,9 +473,10 @@ def _rebuild_task_model(
     folder: Path,
     backbone: str | transformers.PreTrainedModel | None,
     revision: str | None,
-    trust_remote_code: bool,
+    loading: LoadingOptions,
 ) -> nn.Module:
-    """The task model a saved adapter was trained with, on its recorded backbone (or the one given instead).
+    """The task model a saved adapter was trained with, on its recorded backbone (or the one given instead), loaded
+    with ``loading`` at the recorded (or given) revision and in the adapter's dtype unless ``loading`` names one.
 
     An image classifier's head is checked against the weights file before it is built: one row per recorded label.
     """
@@ -457,19 +484,23 @@ def _rebuild_task_model(
     if source is None:
         raise CheckpointError("The adapter records no backbone; pass backbone= to from_pretrained.")
     revision = revision if backbone is not None else record.backbone_revision
+    if not isinstance(source, str):
+        loading.check_loaded(source)
+    saved_dtype = weights_dtype(folder / WEIGHTS_NAME) if isinstance(source, str) else None
+    subfolder = record.backbone_subfolder if backbone is None else ""
+    options = loading.for_recorded_backbone(revision, subfolder=subfolder, saved_dtype=saved_dtype)
     try:
         if record.task == ImageClassifier.task:
             if isinstance(source, str):
-                source = load_backbone(source, revision=revision, trust_remote_code=trust_remote_code)
+                source = load_backbone(source, options)
             width = head_width(describe_backbone(source).hidden_size, record.head.get("pooling", "cls"))
             check_head_size(folder / WEIGHTS_NAME, ImageClassifier.head_module, rows=len(record.labels), width=width)
         return build_task_model(
             record.task,
             source,
             record.labels,
-            revision=revision,
+            options=options,
             settings={**LEGACY_HEAD_SETTINGS, **record.head},
-            trust_remote_code=trust_remote_code,
         )
     except OSError as exc:
         raise CheckpointError(
@@ -478,15 +509,11 @@ def _rebuild_task_model(
         ) from exc
 
 
-def _saved_image_processor(
-    folder: Path, task_model: nn.Module, backbone_revision: str | None, trust_remote_code: bool
-) -> Any:
+def _saved_image_processor(folder: Path, task_model: nn.Module, backbone_options: LoadingOptions) -> Any:
     """The image processor saved beside the adapter; the backbone's for an adapter PEFT saved without one."""
     if is_peft_adapter(folder) and not (folder / PROCESSOR_CONFIG_NAME).is_file():
-        return load_image_processor(
-            _backbone_of(task_model), revision=backbone_revision, trust_remote_code=trust_remote_code
-        )
-    return load_auto("AutoImageProcessor", folder, trust_remote_code=trust_remote_code)
+        return load_image_processor(_backbone_of(task_model), backbone_options)
+    return load_auto("AutoImageProcessor", folder, trust_remote_code=backbone_options.trust_remote_code)
 
 
 def _read_peft_config(folder: Path, method: Method) -> PeftConfig:

@@ -19,7 +19,8 @@ import transformers
 from torch import nn
 
 from adapterzoo.architectures import Architecture, architecture_for, find_architecture, supported_architectures
-from adapterzoo.errors import CheckpointError, UnsupportedBackboneError
+from adapterzoo.errors import CheckpointError, LoadingOptionError, UnsupportedBackboneError
+from adapterzoo.loading_options import LoadingOptions
 from adapterzoo.remote_code import load_auto
 
 
@@ -359,22 +360,22 @@ def _roles_pattern(parts: BackboneParts, local_paths: Iterable[str]) -> str:
     return rf"{parts.block_pattern}\.(?:{'|'.join(re.escape(p) for p in sorted(set(local_paths)))})"
 
 
-def load_backbone(
-    name_or_path: str, *, revision: str | None = None, trust_remote_code: bool = False, **kwargs: Any
-) -> transformers.PreTrainedModel:
-    """Load the vision tower of a supported backbone from a Hub id or a local folder.
+def load_backbone(name_or_path: str, options: LoadingOptions | None = None) -> transformers.PreTrainedModel:
+    """Load the vision tower of a supported backbone from a Hub id or a local folder, with transformers' loading
+    ``options`` (dtype, device map, revision, token, ...).
 
-    A checkpoint that ships custom code is refused unless ``trust_remote_code`` (see `adapterzoo.remote_code`).
+    A checkpoint that ships custom code is refused unless ``options.trust_remote_code`` (see `adapterzoo.remote_code`).
     """
-    config = load_auto("AutoConfig", name_or_path, revision=revision, trust_remote_code=trust_remote_code)
+    options = options or LoadingOptions()
+    config = load_auto("AutoConfig", name_or_path, trust_remote_code=options.trust_remote_code, **options.file_kwargs())
     arch = architecture_for(config.model_type)
     model_class = getattr(transformers, arch.model_class)
-    kwargs = {**arch.load_kwargs, **kwargs, "trust_remote_code": trust_remote_code}
-    return _load_checked(model_class, name_or_path, revision, **kwargs)
+    return _load_checked(model_class, name_or_path, options, **arch.load_kwargs)
 
 
-def _load_checked(model_class: type, name_or_path: str, revision: str | None, **kwargs: Any) -> Any:
-    """``model_class.from_pretrained`` (a built-in class), refusing a checkpoint that lacks weights the model needs.
+def _load_checked(model_class: type, name_or_path: str, options: LoadingOptions, **kwargs: Any) -> Any:
+    """``model_class.from_pretrained`` (a built-in class), refusing a checkpoint that lacks weights the model needs,
+    and a ``device_map`` that leaves weights on the disk (training and prediction need them in memory).
 
     Checkpoint weights the model does not use (CLIP's text tower for a vision tower, ViT's pooler) are skipped
     quietly; missing ones would otherwise be filled with random values.
@@ -382,7 +383,13 @@ def _load_checked(model_class: type, name_or_path: str, revision: str | None, **
     verbosity = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()
     try:
-        model, info = model_class.from_pretrained(name_or_path, revision=revision, output_loading_info=True, **kwargs)
+        model, info = model_class.from_pretrained(
+            name_or_path,
+            output_loading_info=True,
+            trust_remote_code=options.trust_remote_code,
+            **options.model_kwargs(),
+            **kwargs,
+        )
     finally:
         transformers.logging.set_verbosity(verbosity)
     missing = sorted(info["missing_keys"])
@@ -391,19 +398,32 @@ def _load_checked(model_class: type, name_or_path: str, revision: str | None, **
             f"The checkpoint '{name_or_path}' lacks {len(missing)} weight(s) of its {model_class.__name__}, "
             f"e.g. {', '.join(missing[:3])}."
         )
+    offloaded = sorted(path or "the whole model" for path, place in model_device_map(model).items() if place == "disk")
+    if offloaded:
+        raise LoadingOptionError(
+            f"device_map={options.device_map!r} leaves {', '.join(offloaded[:3])} of '{name_or_path}' on the disk: "
+            "the devices' free memory cannot hold it. Free memory, load in a smaller dtype (dtype=torch.bfloat16), "
+            "or name a device with room for it (device_map='cuda:0')."
+        )
     return model
 
 
-def load_clip(
-    name_or_path: str, *, revision: str | None = None, trust_remote_code: bool = False
-) -> tuple[transformers.CLIPModel, Any]:
-    """A whole CLIP (vision and text towers, projections) and its tokenizer, from a Hub id or a local folder."""
-    config = load_auto("AutoConfig", name_or_path, revision=revision, trust_remote_code=trust_remote_code)
+def model_device_map(model: nn.Module) -> dict[str, Any]:
+    """Where a model loaded with an Accelerate ``device_map`` keeps each part ({} for a model on one device)."""
+    return dict(getattr(model, "hf_device_map", None) or {})
+
+
+def load_clip(name_or_path: str, options: LoadingOptions | None = None) -> tuple[transformers.CLIPModel, Any]:
+    """A whole CLIP (vision and text towers, projections) and its tokenizer, from a Hub id or a local folder, with
+    transformers' loading ``options``."""
+    options = options or LoadingOptions()
+    files = {"trust_remote_code": options.trust_remote_code, **options.file_kwargs()}
+    config = load_auto("AutoConfig", name_or_path, **files)
     if config.model_type != "clip":
         needs = "CLIP classification needs a vision-language CLIP (model_type 'clip': a text tower and a tokenizer)"
         raise UnsupportedBackboneError(f"'{name_or_path}' is a '{config.model_type}' model; {needs}.", reason=needs)
-    model = _load_checked(transformers.CLIPModel, name_or_path, revision, trust_remote_code=trust_remote_code)
-    return model, load_auto("AutoTokenizer", name_or_path, revision=revision, trust_remote_code=trust_remote_code)
+    model = _load_checked(transformers.CLIPModel, name_or_path, options)
+    return model, load_auto("AutoTokenizer", name_or_path, **files)
 
 
 def backbone_name(backbone: transformers.PreTrainedModel) -> str | None:
@@ -412,25 +432,35 @@ def backbone_name(backbone: transformers.PreTrainedModel) -> str | None:
     return os.path.abspath(name) if name is not None and os.path.isdir(name) else name
 
 
-def resolve_revision(name_or_path: str, revision: str | None = None) -> str | None:
-    """The commit that ``revision`` (default: the main branch) of a Hub backbone points to; None for a folder."""
+def resolve_revision(name_or_path: str, options: LoadingOptions | None = None) -> str | None:
+    """The commit that ``options.revision`` (default: the main branch) of a Hub backbone points to; None for a
+    folder. With ``local_files_only`` (or ``HF_HUB_OFFLINE=1``) it is read from the cache."""
+    options = options or LoadingOptions()
     if os.path.isdir(name_or_path):
         return None
-    resolved = transformers.utils.hub.resolve_revision(name_or_path, revision)
-    return getattr(resolved, "resolved", None) or revision
+    resolved = transformers.utils.hub.resolve_revision(
+        name_or_path,
+        options.revision,
+        token=options.token,
+        local_files_only=options.local_files_only,
+        cache_dir=options.cache_dir,
+    )
+    return getattr(resolved, "resolved", None) or options.revision
 
 
-def load_image_processor(
-    backbone: transformers.PreTrainedModel, *, revision: str | None = None, trust_remote_code: bool = False
-) -> Any:
-    """The backbone's own image processor; a default one built from its config when it was saved without one.
+def load_image_processor(backbone: transformers.PreTrainedModel, options: LoadingOptions | None = None) -> Any:
+    """The backbone's own image processor, loaded with ``options``; a default one built from its config when it was
+    saved without one.
 
-    One that ships custom code raises `RemoteCodeError` (no fallback) unless ``trust_remote_code``.
+    One that ships custom code raises `RemoteCodeError` (no fallback) unless ``options.trust_remote_code``.
     """
+    options = options or LoadingOptions()
     name = backbone_name(backbone)
     if name is not None:
         try:
-            return load_auto("AutoImageProcessor", name, revision=revision, trust_remote_code=trust_remote_code)
+            return load_auto(
+                "AutoImageProcessor", name, trust_remote_code=options.trust_remote_code, **options.file_kwargs()
+            )
         except (OSError, ValueError):
             pass
     config = _vision_config(backbone.config)

@@ -38,6 +38,11 @@ class UnknownOptionError(AdapterZooError, TypeError):
     """A method option that the method's config does not define."""
 
 
+class LoadingOptionError(AdapterZooError, ValueError):
+    """A loading option that cannot be served: a dtype the device cannot compute in, a device this machine lacks, a
+    ``device_map`` that Accelerate can only serve by offloading to disk."""
+
+
 class CheckpointError(AdapterZooError, ValueError):
     """A saved adapter is missing, corrupt, pickled, or does not match the model it is loaded into."""
 

@@ -42,7 +42,8 @@ class LinearHead(nn.Linear):
 
     It is an `nn.Linear` (weight, bias) so that PEFT's handling of trained heads (``modules_to_save``, merging and
     unloading) treats it as the linear layer it is. ``pooled_norm``, when given, normalises the pooled vector before
-    the linear layer (BEiT's pooler, as transformers' ``BeitForImageClassification`` applies it).
+    the linear layer (BEiT's pooler, as transformers' ``BeitForImageClassification`` applies it). ``device`` and
+    ``dtype`` are the backbone's, so that the head computes where and as the backbone does.
     """
 
     def __init__(
@@ -53,12 +54,14 @@ class LinearHead(nn.Linear):
         pooling: str = "cls",
         num_prefix_tokens: int = 1,
         pooled_norm: BorrowedModule | None = None,
+        device: torch.device | None = None,
+        dtype: torch.dtype | None = None,
     ):
         if pooling not in POOLINGS:
             raise ValueError(f"Unknown pooling '{pooling}'; choose one of {', '.join(POOLINGS)}.")
         if pooling != "mean" and num_prefix_tokens == 0:
             raise ValueError(f"{pooling.upper()} pooling needs a backbone with a CLS token; use pooling='mean'.")
-        super().__init__(head_width(hidden_size, pooling), num_labels)
+        super().__init__(head_width(hidden_size, pooling), num_labels, device=device, dtype=dtype)
         self.pooling = pooling
         self.num_prefix_tokens = num_prefix_tokens
         self.pooled_norm = pooled_norm

@@ -15,6 +15,7 @@ from adapterzoo.backbones import backbone_name, describe_backbone
 from adapterzoo.errors import UnsupportedBackboneError
 from adapterzoo.heads import BorrowedModule, LinearHead
 from adapterzoo.labels import checked_labels
+from adapterzoo.placement import placement_of
 
 FINAL_NORMS = ("tokens", "pooled", "none")
 
@@ -64,6 +65,7 @@ class ImageClassifier(nn.Module):
             pooling=pooling or parts.default_pooling,
             num_prefix_tokens=parts.num_prefix_tokens,
             pooled_norm=BorrowedModule(self, f"backbone.{parts.final_norm}") if final_norm == "pooled" else None,
+            **placement_of(backbone),
         )
         # PEFT records this as the adapter's base_model_name_or_path.
         self.name_or_path = backbone_name(backbone)
@@ -81,8 +83,10 @@ class ImageClassifier(nn.Module):
         return {label: i for i, label in enumerate(self.labels)}
 
     def encode(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """The final token sequence, (batch, tokens, hidden), after the final norm where it applies to each token."""
-        tokens = self.backbone(pixel_values=pixel_values).last_hidden_state
+        """The final token sequence, (batch, tokens, hidden), after the final norm where it applies to each token.
+
+        Pixels come in the backbone's dtype (image processors give float32; not every architecture casts them)."""
+        tokens = self.backbone(pixel_values=pixel_values.to(self.backbone.dtype)).last_hidden_state
         if self.final_norm_path is not None:
             # Attribute access (not get_submodule) sees through PEFT wrappers around the whole backbone.
             tokens = reduce(getattr, self.final_norm_path.split("."), self.backbone)(tokens)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -44,6 +44,16 @@ def _resolve(reference: str) -> Any:
         return getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as exc:
         raise PluginLoadError(f"Cannot import '{reference}': {exc}") from exc
+
+
+def unknown_option_message(lead: str, name: str, valid: Sequence[str], loading_options: Sequence[str] = ()) -> str:
+    """``"<lead> 'name'. Did you mean 'x'? Valid options: ..."``, the hint the closest of ``valid`` and
+    ``loading_options``."""
+    close = difflib.get_close_matches(name, [*valid, *loading_options], n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    listed = f" Valid options: {', '.join(valid)}." if valid else ""
+    loading = f" Loading options: {', '.join(loading_options)}." if loading_options else ""
+    return f"{lead} '{name}'.{hint}{listed}{loading}"
 
 
 @dataclass(frozen=True)
@@ -105,14 +115,14 @@ class Method:
 
         return option_names(self.config_cls)
 
-    def check_options(self, options: Mapping[str, Any]) -> None:
+    def check_options(self, options: Mapping[str, Any], *, loading_options: Sequence[str] = ()) -> None:
+        """Refuse an option the method's config lacks; the hint also weighs ``loading_options`` (transformers' options,
+        which the caller took out first), so that a misspelt ``tokn`` is pointed to ``token``."""
         valid = self.options()
         for name in options:
             if name not in valid:
-                close = difflib.get_close_matches(name, valid, n=1)
-                hint = f" Did you mean '{close[0]}'?" if close else ""
                 raise UnknownOptionError(
-                    f"Method '{self.name}' has no option '{name}'.{hint} Valid options: {', '.join(valid)}."
+                    unknown_option_message(f"Method '{self.name}' has no option", name, valid, loading_options)
                 )
 
     @cached_property

@@ -24,6 +24,7 @@ from adapterzoo.architectures import architecture_for
 from adapterzoo.backbones import describe_backbone, load_backbone
 from adapterzoo.errors import CheckpointError, MethodNotFoundError, UnsupportedBackboneError, UnsupportedTaskError
 from adapterzoo.image_classifier import ImageClassifier
+from adapterzoo.loading_options import LoadingOptions
 from adapterzoo.method import Method
 from adapterzoo.registry import get_method, list_methods, provenance
 from adapterzoo.remote_code import load_auto
@@ -45,9 +46,10 @@ def import_record(
     *,
     backbone: str | transformers.PreTrainedModel | None = None,
     backbone_revision: str | None = None,
-    trust_remote_code: bool = False,
+    loading: LoadingOptions | None = None,
 ) -> tuple[AdapterRecord, transformers.PreTrainedModel]:
-    """The zoo's record of the PEFT adapter in ``folder``, and its backbone, loaded (or ``backbone`` instead).
+    """The zoo's record of the PEFT adapter in ``folder``, and its backbone, loaded with ``loading`` (or ``backbone``
+    instead).
 
     Refuses, naming what to do instead, an adapter for another task (a causal LM's), of a PEFT tuner that is no zoo
     method, on an unsupported base model, or without a trained head.
@@ -66,7 +68,11 @@ def import_record(
         if not isinstance(base, str) or not base:
             raise CheckpointError(f"{folder / PEFT_CONFIG_NAME} names no base_model_name_or_path; pass backbone=.")
         backbone, backbone_revision = base, config.get("revision")
-    model = _load_base(folder, backbone, backbone_revision, trust_remote_code)
+    model = _load_base(
+        folder,
+        backbone,
+        (loading or LoadingOptions()).for_recorded_backbone(backbone_revision, subfolder="", saved_dtype=None),
+    )
     parts = describe_backbone(model)
     layout = TransformersLayout.of(architecture_for(parts.model_type))
     expected_class = (config.get("auto_mapping") or {}).get("base_model_class", layout.classification_class)
@@ -157,12 +163,12 @@ def _is_peft_tuner(name: str) -> bool:
 
 
 def _load_base(
-    folder: Path, backbone: str | transformers.PreTrainedModel, revision: str | None, trust_remote_code: bool
+    folder: Path, backbone: str | transformers.PreTrainedModel, options: LoadingOptions
 ) -> transformers.PreTrainedModel:
     if not isinstance(backbone, str):
         return backbone
     try:
-        return load_backbone(backbone, revision=revision, trust_remote_code=trust_remote_code)
+        return load_backbone(backbone, options)
     except UnsupportedBackboneError as exc:
         raise CheckpointError(
             f"{folder} is a PEFT adapter of '{backbone}', which adapterzoo cannot hold: {exc} "

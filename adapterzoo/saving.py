@@ -55,6 +55,8 @@ class AdapterRecord:
     trainable_parameters: int
     adapterzoo_version: str
     metrics: dict = field(default_factory=dict)
+    backbone_subfolder: str = ""
+    """The folder of the backbone's repo that holds it ("" at the root), as ``subfolder=`` named it."""
     format_version: int = FORMAT_VERSION
     # transformers' classification class the PEFT files are rooted at (the PEFT-native layout, see
     # `adapterzoo.transformers_layout`); None where they are rooted at the zoo's task model.
@@ -185,6 +187,20 @@ def check_head_size(path: Path, head_module: str, *, rows: int, width: int) -> N
             f"{path}: the head ('{head_module}') holds no {rows} x {width} weight for the {rows} labels listed in "
             f"{ZOO_CONFIG_NAME}; its matrices are {matrices[:5]}."
         )
+
+
+SAFETENSORS_FLOAT_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
+
+
+def weights_dtype(path: Path) -> torch.dtype | None:
+    """The dtype of the first floating-point tensor of a weights file, read from its header only (None: it holds
+    none). An adapter and its head are in the dtype of the backbone they were saved with, so this is that dtype."""
+    with _opened_weights(path) as handle:
+        for key in handle.keys():
+            dtype = SAFETENSORS_FLOAT_DTYPES.get(handle.get_slice(key).get_dtype())
+            if dtype is not None:
+                return dtype
+    return None
 
 
 def read_weights(path: Path, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

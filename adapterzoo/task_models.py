@@ -11,6 +11,7 @@ from torch import nn
 from adapterzoo.backbones import backbone_name, load_backbone, load_clip
 from adapterzoo.clip_classifier import DEFAULT_TEMPLATE, CLIPClassifier
 from adapterzoo.image_classifier import ImageClassifier
+from adapterzoo.loading_options import LoadingOptions
 from adapterzoo.remote_code import load_auto
 
 TASKS = (ImageClassifier.task, CLIPClassifier.task)
@@ -21,24 +22,30 @@ def build_task_model(
     backbone: str | transformers.PreTrainedModel,
     labels: Sequence[str],
     *,
-    revision: str | None = None,
+    options: LoadingOptions | None = None,
     settings: Mapping[str, Any] | None = None,
-    trust_remote_code: bool = False,
 ) -> nn.Module:
     """The task model for ``task`` on ``backbone`` (a Hub id, a folder, or a loaded model), with ``settings`` as a
     task model's `settings()` records them (an image classifier's pooling, a CLIP classifier's template).
 
-    A backbone or tokenizer that ships custom code is refused unless ``trust_remote_code``."""
+    A backbone given by name is loaded with transformers' loading ``options`` (dtype, device map, revision, token,
+    ...), which also reach a CLIP's tokenizer. A backbone or tokenizer that ships custom code is refused unless
+    ``options.trust_remote_code``."""
     settings = settings or {}
-    loading = {"revision": revision, "trust_remote_code": trust_remote_code}
+    options = options or LoadingOptions()
     if task == ImageClassifier.task:
-        model = load_backbone(backbone, **loading) if isinstance(backbone, str) else backbone
+        model = load_backbone(backbone, options) if isinstance(backbone, str) else backbone
         return ImageClassifier(model, labels, pooling=settings.get("pooling"), final_norm=settings.get("final_norm"))
     if task == CLIPClassifier.task:
         if isinstance(backbone, str):
-            clip, tokenizer = load_clip(backbone, **loading)
+            clip, tokenizer = load_clip(backbone, options)
         else:
             clip = backbone
-            tokenizer = load_auto("AutoTokenizer", backbone_name(backbone), **loading)
+            tokenizer = load_auto(
+                "AutoTokenizer",
+                backbone_name(backbone),
+                trust_remote_code=options.trust_remote_code,
+                **options.file_kwargs(),
+            )
         return CLIPClassifier(clip, tokenizer, labels, template=settings.get("template") or DEFAULT_TEMPLATE)
     raise ValueError(f"Unknown task '{task}'; adapterzoo serves: {', '.join(TASKS)}.")

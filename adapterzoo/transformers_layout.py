@@ -170,7 +170,12 @@ def head_mismatch(task_model: ImageClassifier, arch: Architecture) -> str | None
 
 
 def peft_loadable_blocker(
-    method: Method, task_model: Any, config: PeftConfig, backbone: str | None, revision: str | None = None
+    method: Method,
+    task_model: Any,
+    config: PeftConfig,
+    backbone: str | None,
+    revision: str | None = None,
+    subfolder: str = "",
 ) -> str | None:
     """Why an adapter cannot be saved in the PEFT-native layout, or None when it can.
 
@@ -191,6 +196,8 @@ def peft_loadable_blocker(
         return f"{mismatch}; use the default pooling and final_norm"
     if backbone is None:
         return "the backbone was not loaded from a Hub id or a folder, so PEFT could not find it"
+    if subfolder:
+        return f"the backbone lies in the subfolder '{subfolder}' of its repo, which PEFT's base model id cannot name"
     expected = getattr(transformers, arch.classification_class).config_class.model_type
     model_type = parts.model_type
     if model_type != expected:  # a tower's config (CLIP's vision tower): the checkpoint may hold the whole model

@@ -12,7 +12,6 @@ or nothing, refuses a ``target_modules`` the method has no use for, and describe
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -24,6 +23,7 @@ from torch import nn
 from adapterzoo import peft_bridge
 from adapterzoo.backbones import BackboneParts, describe_backbone, mlp_block, mlp_norm
 from adapterzoo.errors import PluginLoadError, UnknownOptionError
+from adapterzoo.placement import placement_of
 from adapterzoo.registry import get_method
 
 
@@ -94,11 +94,7 @@ class WrappingLayer(nn.Module, BaseTunerLayer):
 
     def base_placement(self) -> dict[str, Any]:
         """``{"device", "dtype"}`` of the wrapped module's first floating-point tensor ({} when it has none)."""
-        base = self.get_base_layer()
-        for tensor in itertools.chain(base.parameters(), base.buffers()):
-            if tensor.is_floating_point():
-                return {"device": tensor.device, "dtype": tensor.dtype}
-        return {}
+        return placement_of(self.get_base_layer())
 
     def _place(self, adapter_name: str) -> None:
         placement = self.base_placement()

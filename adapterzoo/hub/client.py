@@ -33,24 +33,41 @@ def is_hub_id(name: str | os.PathLike) -> bool:
 
 
 def download_adapter(
-    repo_id: str, *, revision: str | None = None, token: str | bool | None = None, cache_dir: str | None = None
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    subfolder: str = "",
+    token: str | bool | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    local_files_only: bool = False,
+    force_download: bool = False,
 ) -> Path:
-    """Download the files an adapter needs from ``repo_id`` at ``revision``; returns the folder holding them.
+    """Download the files an adapter needs from ``repo_id`` at ``revision`` (in its ``subfolder``); returns the folder
+    holding them.
 
     All files come from the same commit, the one ``revision`` (default: main) points to now. With
-    ``HF_HUB_OFFLINE=1`` they come from the cache, as left by an earlier download.
+    ``local_files_only=True`` or ``HF_HUB_OFFLINE=1`` they come from the cache, as left by an earlier download;
+    ``force_download=True`` downloads them again even when cached. The arguments are huggingface_hub's.
     """
     validate_repo_id(repo_id)
-    commit = HfApi(token=token).resolve_revision(repo_id, revision=revision, cache_dir=cache_dir).resolved
+    commit = (
+        HfApi(token=token)
+        .resolve_revision(repo_id, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
+        .resolved
+    )
     download = partial(
         hf_hub_download,
         repo_id,
+        subfolder=subfolder or None,
         revision=commit,
         token=token,
         cache_dir=cache_dir,
+        local_files_only=local_files_only,
+        force_download=force_download,
         library_name="adapterzoo",
         library_version=__version__,
     )
+    in_repo = partial(_path_in_repo, subfolder)
     try:
         folder = Path(download(ZOO_CONFIG_NAME)).parent
         required, optional = ZOO_FILES, ()
@@ -58,24 +75,28 @@ def download_adapter(
         try:
             folder = Path(download(PEFT_CONFIG_NAME)).parent
         except EntryNotFoundError:
-            raise CheckpointError(_missing_file_message(repo_id, commit, ZOO_CONFIG_NAME, token)) from exc
+            raise CheckpointError(_missing_file_message(repo_id, commit, in_repo(ZOO_CONFIG_NAME), token)) from exc
         required, optional = (WEIGHTS_NAME,), PEFT_OPTIONAL_FILES
     for name in required:
         try:
             folder = Path(download(name)).parent
         except EntryNotFoundError as exc:
-            raise CheckpointError(_missing_file_message(repo_id, commit, name, token)) from exc
+            raise CheckpointError(_missing_file_message(repo_id, commit, in_repo(name), token)) from exc
     for name in optional:
         with suppress(EntryNotFoundError):
             download(name)
     return folder
 
 
+def _path_in_repo(subfolder: str, name: str) -> str:
+    return f"{subfolder.strip('/')}/{name}" if subfolder else name
+
+
 def _missing_file_message(repo_id: str, commit: str, name: str, token: str | bool | None) -> str:
     message = f"The Hub repo '{repo_id}' (commit {commit}) has no {name}"
-    if name == ZOO_CONFIG_NAME:
+    if name.endswith(ZOO_CONFIG_NAME):
         return message + " and no adapter_config.json: it holds neither an adapterzoo adapter nor a PEFT one."
-    if name == WEIGHTS_NAME:
+    if name.endswith(WEIGHTS_NAME):
         files = HfApi(token=token).list_repo_files(repo_id, revision=commit)
         pickles = [f for f in files if f.endswith(PICKLE_SUFFIXES)]
         if pickles:
