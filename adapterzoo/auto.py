@@ -347,7 +347,7 @@ class AutoAdapter:
             loading = replace(loading, revision=resolve_revision(backbone, loading))
         else:
             loading.check_loaded(backbone)
-        settings = {"pooling": pooling, "template": template}
+        settings = {"pooling": pooling, "template": template, **zoo_method.task_settings}
         try:
             task_model = build_task_model(task, backbone, labels, options=loading, settings=settings)
         except UnsupportedBackboneError as exc:

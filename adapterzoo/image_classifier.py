@@ -52,6 +52,11 @@ class ImageClassifier(nn.Module):
             )
         self.backbone = backbone
         self.labels = labels
+        if pooling is None:
+            # A head asked for on normalised tokens is the zoo's first default (methods that replace the head get
+            # such tokens, as their papers have it): CLS, or the mean without one. Otherwise transformers' head.
+            token_pooling = "cls" if parts.num_prefix_tokens else "mean"
+            pooling = token_pooling if final_norm == "tokens" else parts.default_pooling
         final_norm = final_norm or parts.default_head_norm
         if final_norm not in FINAL_NORMS or (final_norm == "pooled" and parts.sequence_is_normed):
             allowed = ("tokens", "none") if parts.sequence_is_normed else FINAL_NORMS
@@ -62,7 +67,7 @@ class ImageClassifier(nn.Module):
         self.classifier = LinearHead(
             parts.hidden_size,
             len(labels),
-            pooling=pooling or parts.default_pooling,
+            pooling=pooling,
             num_prefix_tokens=parts.num_prefix_tokens,
             pooled_norm=BorrowedModule(self, f"backbone.{parts.final_norm}") if final_norm == "pooled" else None,
             **placement_of(backbone),

@@ -93,6 +93,12 @@ class Method:
             raise ValueError(f"Method name '{self.name}' must be lower-case letters and digits, joined by hyphens.")
 
     @property
+    def task_settings(self) -> dict[str, str]:
+        """Task-model settings the method needs: a head of its own reads every token normalised, as its paper has
+        it, not the tokens transformers' classifier of the architecture would pool (`ImageClassifier`)."""
+        return {"final_norm": "tokens"} if self.replaces_head else {}
+
+    @property
     def peft_name(self) -> str:
         """The name PEFT knows this method by (PEFT names are lower-case with underscores)."""
         return self.name.replace("-", "_")

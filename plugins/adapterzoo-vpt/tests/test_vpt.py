@@ -61,7 +61,8 @@ def formula_logits(backbone: transformers.PreTrainedModel, params: dict, pixel_v
 
     x = [prefix tokens (CLS; DeiT's distillation token; DINOv2's registers; none for SigLIP), proj(P), patches] after
     the embeddings; before layer i >= 1 (deep) the prompt slots are replaced by proj(P_i); the prompts are dropped
-    after the last layer; final norm; logits = head(pooled), CLS or the mean of the patch tokens.
+    after the last layer; logits = head(pooled), pooled as transformers' classifier of the architecture pools (CLS,
+    the mean of the patch tokens, or both), with the final norm where that classifier applies it.
     """
     parts = describe_backbone(backbone)
     k, project = parts.num_prefix_tokens, params["projection"]
@@ -75,8 +76,13 @@ def formula_logits(backbone: transformers.PreTrainedModel, params: dict, pixel_v
             deep = project(params["deep"][i - 1]).unsqueeze(0).expand(batch, -1, -1)
             x = torch.cat([x[:, :k], deep, x[:, k + m :]], dim=1)
         x = run_layer(layer, x)
-    x = backbone.get_submodule(parts.final_norm)(torch.cat([x[:, :k], x[:, k + m :]], dim=1))
-    pooled = x[:, 0] if parts.default_pooling == "cls" else x[:, k:].mean(dim=1)
+    x = torch.cat([x[:, :k], x[:, k + m :]], dim=1)
+    if parts.default_head_norm == "tokens":
+        x = backbone.get_submodule(parts.final_norm)(x)
+    cls, patches = x[:, 0], x[:, k:].mean(dim=1)
+    pooled = {"cls": cls, "mean": patches, "cls+mean": torch.cat([cls, patches], dim=-1)}[parts.default_pooling]
+    if parts.default_head_norm == "pooled":
+        pooled = backbone.get_submodule(parts.final_norm)(pooled)
     head = params["head"]
     return pooled @ head.weight.T + head.bias
 
