@@ -39,7 +39,7 @@ from adapterzoo.backbones import (
 from adapterzoo.clip_classifier import CLIPClassifier
 from adapterzoo.errors import CheckpointError, UnsupportedBackboneError, UnsupportedTaskError
 from adapterzoo.heads import head_width
-from adapterzoo.hub.client import PROCESSOR_CONFIG_NAME, download_adapter, is_hub_id
+from adapterzoo.hub.client import download_adapter, is_hub_id
 from adapterzoo.image_classifier import ImageClassifier
 from adapterzoo.loading_options import LoadingOptions
 from adapterzoo.method import Method
@@ -52,6 +52,7 @@ from adapterzoo.remote_code import load_auto
 from adapterzoo.saving import (
     MODEL_CARD_NAME,
     PEFT_CONFIG_NAME,
+    PROCESSOR_CONFIG_NAME,
     WEIGHTS_NAME,
     ZOO_CONFIG_NAME,
     AdapterRecord,

@@ -11,7 +11,6 @@ size matches the head's, else transformers' default names ``LABEL_0``, ``LABEL_1
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -28,10 +27,16 @@ from adapterzoo.loading_options import LoadingOptions
 from adapterzoo.method import Method
 from adapterzoo.registry import get_method, list_methods, provenance
 from adapterzoo.remote_code import load_auto
-from adapterzoo.saving import PEFT_CONFIG_NAME, WEIGHTS_NAME, ZOO_CONFIG_NAME, AdapterRecord
+from adapterzoo.saving import (
+    PEFT_CONFIG_NAME,
+    TRANSFORMERS_CONFIG_NAME,
+    WEIGHTS_NAME,
+    ZOO_CONFIG_NAME,
+    AdapterRecord,
+    read_json_object,
+)
 from adapterzoo.transformers_layout import WEIGHTS_ROOT, ZOO_PREFIX, TransformersLayout
 
-TRANSFORMERS_CONFIG_NAME = "config.json"
 HEAD_KEY = f"{WEIGHTS_ROOT}{ImageClassifier.head_module}.weight"
 """Where PEFT saves a trained head (``modules_to_save=["classifier"]``) of a transformers classification model."""
 
@@ -54,7 +59,7 @@ def import_record(
     Refuses, naming what to do instead, an adapter for another task (a causal LM's), of a PEFT tuner that is no zoo
     method, on an unsupported base model, or without a trained head.
     """
-    config = _read_json(folder / PEFT_CONFIG_NAME)
+    config = read_json_object(folder / PEFT_CONFIG_NAME)
     base = config.get("base_model_name_or_path")
     _check_task(folder, config, base)
     head_shape, zoo_layout = _scan_weights(folder / WEIGHTS_NAME)
@@ -101,16 +106,6 @@ def import_record(
         transformers_class=layout.classification_class,
     )
     return record, model
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{path} is not valid JSON (truncated or corrupt): {exc}") from exc
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{path} must hold a JSON object.")
-    return data
 
 
 def _check_task(folder: Path, config: dict[str, Any], base: Any) -> None:

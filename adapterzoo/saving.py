@@ -35,6 +35,9 @@ ZOO_CONFIG_NAME = "adapterzoo_config.json"
 PEFT_CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
 MODEL_CARD_NAME = "README.md"
+TRANSFORMERS_CONFIG_NAME = "config.json"
+"""transformers' config of the classification class beside a PEFT-loadable adapter, for its labels."""
+PROCESSOR_CONFIG_NAME = "preprocessor_config.json"
 LICENSE_ID = re.compile(r"[a-z0-9][a-z0-9.\-]*")
 """The form of the Hub's license ids (``apache-2.0``, ``cc-by-4.0``, ``other``)."""
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
@@ -76,12 +79,7 @@ class AdapterRecord:
                 f"{folder} is not an adapterzoo adapter: {ZOO_CONFIG_NAME} is missing, and so is PEFT's "
                 f"{PEFT_CONFIG_NAME} (an adapter PEFT saved, which adapterzoo imports)."
             )
-        try:
-            data = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise CheckpointError(f"{path} is not valid JSON (truncated or corrupt): {exc}") from exc
-        if not isinstance(data, dict):
-            raise CheckpointError(f"{path} must hold a JSON object.")
+        data = read_json_object(path)
         version = data.get("format_version")
         if not isinstance(version, int):
             raise CheckpointError(f"{path} has no integer format_version.")
@@ -123,6 +121,17 @@ def check_card_metadata(license: Any, datasets: Any) -> None:
             validate_repo_id(name)
         except HFValidationError as exc:
             raise ValueError(f"datasets: {name!r} is not a Hub dataset id such as 'user/name' ({exc}).") from exc
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``; a CheckpointError when it is not valid JSON or not an object."""
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path} is not valid JSON (truncated or corrupt): {exc}") from exc
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path} must hold a JSON object.")
+    return data
 
 
 def recover_interrupted_save(target: Path) -> None:

@@ -17,10 +17,15 @@ from huggingface_hub.utils import validate_repo_id
 
 from adapterzoo import __version__
 from adapterzoo.errors import CheckpointError
-from adapterzoo.saving import PEFT_CONFIG_NAME, PICKLE_SUFFIXES, WEIGHTS_NAME, ZOO_CONFIG_NAME
+from adapterzoo.saving import (
+    PEFT_CONFIG_NAME,
+    PICKLE_SUFFIXES,
+    PROCESSOR_CONFIG_NAME,
+    TRANSFORMERS_CONFIG_NAME,
+    WEIGHTS_NAME,
+    ZOO_CONFIG_NAME,
+)
 
-PROCESSOR_CONFIG_NAME = "preprocessor_config.json"
-TRANSFORMERS_CONFIG_NAME = "config.json"
 ZOO_FILES = (PEFT_CONFIG_NAME, WEIGHTS_NAME, PROCESSOR_CONFIG_NAME)
 """What an adapterzoo adapter needs beside its record."""
 PEFT_OPTIONAL_FILES = (TRANSFORMERS_CONFIG_NAME, PROCESSOR_CONFIG_NAME)
