@@ -29,7 +29,9 @@ def test_an_adapter_saved_before_loads_with_the_same_logits(tmp_path: Path, name
     model = AutoAdapter.from_pretrained(SAVED / name, backbone=str(backbone))
     with torch.no_grad():
         logits = model(images()).logits
-    assert torch.allclose(logits, load_file(SAVED / name / "logits.safetensors")["logits"], atol=1e-6, rtol=0)
+    # Float32 sums in another order (another thread count) move CLIP's scaled logits by about 1e-6; nothing more.
+    expected = load_file(SAVED / name / "logits.safetensors")["logits"]
+    torch.testing.assert_close(logits, expected, atol=1e-5, rtol=1e-5)
     assert sorted(p.name for p in (SAVED / name).iterdir()) == sorted(  # loading left the fixture as it was
         [
             "README.md",
