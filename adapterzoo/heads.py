@@ -21,9 +21,10 @@ def head_width(hidden_size: int, pooling: str) -> int:
 class BorrowedModule:
     """A module that a head applies but does not own: the one at ``path`` inside ``owner``, looked up on each call.
 
-    Not a registered submodule (its weights stay where they belong, and are saved there) and not copied when the head
-    is (PEFT copies a trained head): the copy applies the same module. The lookup uses attribute access, so it sees
-    through adapters' wrappers that replace the module after the head was built.
+    Not a registered submodule (its weights stay where they belong, and are saved there). A copy of the holder alone
+    (PEFT copies a trained head) applies the same module; a copy made with the owner (a deep copy of the whole model)
+    applies the owner's copy. The lookup uses attribute access, so it sees through adapters' wrappers that replace the
+    module after the holder was built.
     """
 
     def __init__(self, owner: nn.Module, path: str):
@@ -34,7 +35,7 @@ class BorrowedModule:
         return reduce(getattr, self.path.split("."), self.owner)(x)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> BorrowedModule:
-        return self
+        return BorrowedModule(memo.get(id(self.owner), self.owner), self.path)
 
 
 class LinearHead(nn.Linear):

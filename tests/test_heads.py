@@ -87,3 +87,17 @@ def test_a_norm_the_sequence_already_passed_cannot_apply_again_and_cls_pooling_n
         ImageClassifier(tiny_backbone("vit"), ["a", "b"], final_norm="pooled")
     with pytest.raises(ValueError, match="CLS\\+MEAN pooling needs a backbone with a CLS token"):
         LinearHead(8, 2, pooling="cls+mean", num_prefix_tokens=0)
+
+
+def test_a_copy_of_the_whole_model_applies_its_own_borrowed_norm() -> None:
+    """A deep copy of the task model (an export's) must not reach back into the original's backbone."""
+    task_model = ImageClassifier(tiny_backbone("beit"), ["a", "b"]).eval()
+    copied = copy.deepcopy(task_model)
+    with torch.no_grad():
+        before = task_model(images(2)).logits
+        copied.backbone.pooler.layernorm.weight.mul_(3.0)
+        torch.testing.assert_close(task_model(images(2)).logits, before, atol=0, rtol=0)
+        tokens = copied.backbone(pixel_values=images(2)).last_hidden_state
+        pooled = copied.backbone.pooler.layernorm(tokens[:, 1:].mean(dim=1))
+        head = copied.classifier
+        torch.testing.assert_close(copied(images(2)).logits, pooled @ head.weight.T + head.bias)
