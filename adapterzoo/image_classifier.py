@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import reduce
 
 import torch
 import torch.nn.functional as F
@@ -62,14 +61,14 @@ class ImageClassifier(nn.Module):
             allowed = ("tokens", "none") if parts.sequence_is_normed else FINAL_NORMS
             raise ValueError(f"final_norm '{final_norm}' is not one of {', '.join(allowed)} for this backbone.")
         self.final_norm = final_norm
-        normed_tokens = final_norm == "tokens" and not parts.sequence_is_normed
-        self.final_norm_path = parts.final_norm if normed_tokens else None
+        norm = BorrowedModule(self, f"backbone.{parts.final_norm}")
+        self.token_norm = norm if final_norm == "tokens" and not parts.sequence_is_normed else None
         self.classifier = LinearHead(
             parts.hidden_size,
             len(labels),
             pooling=pooling,
             num_prefix_tokens=parts.num_prefix_tokens,
-            pooled_norm=BorrowedModule(self, f"backbone.{parts.final_norm}") if final_norm == "pooled" else None,
+            pooled_norm=norm if final_norm == "pooled" else None,
             **placement_of(backbone),
         )
         # PEFT records this as the adapter's base_model_name_or_path.
@@ -92,10 +91,7 @@ class ImageClassifier(nn.Module):
 
         Pixels come in the backbone's dtype (image processors give float32; not every architecture casts them)."""
         tokens = self.backbone(pixel_values=pixel_values.to(self.backbone.dtype)).last_hidden_state
-        if self.final_norm_path is not None:
-            # Attribute access (not get_submodule) sees through PEFT wrappers around the whole backbone.
-            tokens = reduce(getattr, self.final_norm_path.split("."), self.backbone)(tokens)
-        return tokens
+        return tokens if self.token_norm is None else self.token_norm(tokens)
 
     def forward(
         self,
