@@ -367,7 +367,7 @@ def load_backbone(name_or_path: str, options: LoadingOptions | None = None) -> t
     A checkpoint that ships custom code is refused unless ``options.trust_remote_code`` (see `adapterzoo.remote_code`).
     """
     options = options or LoadingOptions()
-    config = load_auto("AutoConfig", name_or_path, trust_remote_code=options.trust_remote_code, **options.file_kwargs())
+    config = load_auto("AutoConfig", name_or_path, **options.config_kwargs())
     arch = architecture_for(config.model_type)
     model_class = getattr(transformers, arch.model_class)
     return _load_checked(model_class, name_or_path, options, **arch.load_kwargs)
@@ -386,7 +386,6 @@ def _load_checked(model_class: type, name_or_path: str, options: LoadingOptions,
         model, info = model_class.from_pretrained(
             name_or_path,
             output_loading_info=True,
-            trust_remote_code=options.trust_remote_code,
             **options.model_kwargs(),
             **kwargs,
         )
@@ -417,13 +416,12 @@ def load_clip(name_or_path: str, options: LoadingOptions | None = None) -> tuple
     """A whole CLIP (vision and text towers, projections) and its tokenizer, from a Hub id or a local folder, with
     transformers' loading ``options``."""
     options = options or LoadingOptions()
-    files = {"trust_remote_code": options.trust_remote_code, **options.file_kwargs()}
-    config = load_auto("AutoConfig", name_or_path, **files)
+    config = load_auto("AutoConfig", name_or_path, **options.config_kwargs())
     if config.model_type != "clip":
         needs = "CLIP classification needs a vision-language CLIP (model_type 'clip': a text tower and a tokenizer)"
         raise UnsupportedBackboneError(f"'{name_or_path}' is a '{config.model_type}' model; {needs}.", reason=needs)
     model = _load_checked(transformers.CLIPModel, name_or_path, options)
-    return model, load_auto("AutoTokenizer", name_or_path, **files)
+    return model, load_auto("AutoTokenizer", name_or_path, **options.config_kwargs())
 
 
 def backbone_name(backbone: transformers.PreTrainedModel) -> str | None:
@@ -458,9 +456,7 @@ def load_image_processor(backbone: transformers.PreTrainedModel, options: Loadin
     name = backbone_name(backbone)
     if name is not None:
         try:
-            return load_auto(
-                "AutoImageProcessor", name, trust_remote_code=options.trust_remote_code, **options.file_kwargs()
-            )
+            return load_auto("AutoImageProcessor", name, **options.config_kwargs())
         except (OSError, ValueError):
             pass
     config = _vision_config(backbone.config)

@@ -3,8 +3,8 @@
 `AutoAdapter.from_backbone` and `AutoAdapter.from_pretrained` take the options a transformers user passes to
 ``from_pretrained``. `LoadingOptions` holds them, refuses bad ones before anything is downloaded (an unknown name, a
 dtype the device cannot compute in, a device this machine lacks) and gives each loader the keyword arguments it
-takes: transformers' model loaders (`model_kwargs`), its config, processor and tokenizer loaders and huggingface_hub's
-downloads (`file_kwargs`).
+takes: transformers' model loaders (`model_kwargs`), its config, processor and tokenizer loaders (`config_kwargs`)
+and huggingface_hub's downloads (`file_kwargs`).
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ class LoadingOptions:
         return cls(**options)
 
     def file_kwargs(self) -> dict[str, Any]:
-        """What transformers' config, processor and tokenizer loaders take (and huggingface_hub's downloads)."""
+        """What huggingface_hub's downloads take: which files, from where."""
         return {
             "revision": self.revision,
             "subfolder": self.subfolder,
@@ -102,10 +102,14 @@ class LoadingOptions:
             "force_download": self.force_download,
         }
 
+    def config_kwargs(self) -> dict[str, Any]:
+        """What transformers' config, processor and tokenizer loaders take: `file_kwargs` and ``trust_remote_code``."""
+        return {**self.file_kwargs(), "trust_remote_code": self.trust_remote_code}
+
     def model_kwargs(self) -> dict[str, Any]:
-        """What transformers' model loaders take: `file_kwargs`, the dtype and the device map."""
+        """What transformers' model loaders take: `config_kwargs`, the dtype and the device map."""
         placement = {"device_map": self.device_map} if self.device_map is not None else {}
-        return {**self.file_kwargs(), "dtype": self.dtype, **placement}
+        return {**self.config_kwargs(), "dtype": self.dtype, **placement}
 
     def for_recorded_backbone(
         self, revision: str | None, *, subfolder: str, saved_dtype: torch.dtype | None

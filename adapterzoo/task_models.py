@@ -41,11 +41,6 @@ def build_task_model(
             clip, tokenizer = load_clip(backbone, options)
         else:
             clip = backbone
-            tokenizer = load_auto(
-                "AutoTokenizer",
-                backbone_name(backbone),
-                trust_remote_code=options.trust_remote_code,
-                **options.file_kwargs(),
-            )
+            tokenizer = load_auto("AutoTokenizer", backbone_name(backbone), **options.config_kwargs())
         return CLIPClassifier(clip, tokenizer, labels, template=settings.get("template") or DEFAULT_TEMPLATE)
     raise ValueError(f"Unknown task '{task}'; adapterzoo serves: {', '.join(TASKS)}.")
