@@ -12,11 +12,11 @@ size matches the head's, else transformers' default names ``LABEL_0``, ``LABEL_1
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import transformers
-from safetensors import SafetensorError, safe_open
 
 from adapterzoo import __version__
 from adapterzoo.architectures import architecture_for
@@ -33,6 +33,7 @@ from adapterzoo.saving import (
     WEIGHTS_NAME,
     ZOO_CONFIG_NAME,
     AdapterRecord,
+    opened_weights,
     read_json_object,
 )
 from adapterzoo.transformers_layout import WEIGHTS_ROOT, ZOO_PREFIX, TransformersLayout
@@ -62,8 +63,8 @@ def import_record(
     config = read_json_object(folder / PEFT_CONFIG_NAME)
     base = config.get("base_model_name_or_path")
     _check_task(folder, config, base)
-    head_shape, zoo_layout = _scan_weights(folder / WEIGHTS_NAME)
-    if zoo_layout:
+    saved = _scan_weights(folder / WEIGHTS_NAME)
+    if saved.zoo_layout:
         raise CheckpointError(
             f"{folder} holds an adapter that adapterzoo saved in its own layout, but its {ZOO_CONFIG_NAME} is missing "
             "(it records the labels and the head): restore that file, or save the adapter again."
@@ -86,7 +87,7 @@ def import_record(
             f"{folder} is a PEFT adapter of transformers' {expected_class}; adapterzoo imports adapters of "
             f"{layout.classification_class} for this backbone. Load it with peft.PeftModel.from_pretrained."
         )
-    if head_shape is None:
+    if saved.head_shape is None:
         raise CheckpointError(
             f"{folder} holds no trained head ('{HEAD_KEY}'): adapterzoo imports PEFT adapters saved with "
             "modules_to_save=['classifier']. Load this one with peft.PeftModel.from_pretrained onto the base model."
@@ -99,9 +100,9 @@ def import_record(
         task=ImageClassifier.task,
         backbone=backbone if isinstance(backbone, str) else None,
         backbone_revision=backbone_revision,
-        labels=_labels(folder, model, head_shape[0]),
+        labels=_labels(folder, model, saved.head_shape[0]),
         head={"type": "linear", "pooling": parts.default_pooling, "final_norm": parts.default_head_norm},
-        trainable_parameters=_saved_parameters(folder / WEIGHTS_NAME),
+        trainable_parameters=saved.parameters,
         adapterzoo_version=__version__,
         transformers_class=layout.classification_class,
     )
@@ -117,23 +118,23 @@ def _check_task(folder: Path, config: dict[str, Any], base: Any) -> None:
         )
 
 
-def _scan_weights(path: Path) -> tuple[tuple[int, ...] | None, bool]:
-    """The head's weight shape (None if the file holds no head), and whether the keys are in the zoo's own layout,
-    read from the safetensors header only."""
-    if not path.is_file():
-        raise CheckpointError(f"The adapter weights are missing: {path} does not exist.")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            keys = list(handle.keys())
-            shape = tuple(handle.get_slice(HEAD_KEY).get_shape()) if HEAD_KEY in keys else None
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path} is not a readable safetensors file (truncated or corrupt): {exc}") from exc
-    return shape, any(key.startswith(f"{WEIGHTS_ROOT}{ZOO_PREFIX}.") for key in keys)
+@dataclass(frozen=True)
+class _SavedWeights:
+    """What an adapter's weights file says of it, read from its safetensors header alone."""
+
+    head_shape: tuple[int, ...] | None  # the trained head's weight (None: no head)
+    zoo_layout: bool  # keys rooted at the zoo's task model, not at transformers' class
+    parameters: int
 
 
-def _saved_parameters(path: Path) -> int:
-    with safe_open(str(path), framework="pt") as handle:
-        return sum(math.prod(handle.get_slice(key).get_shape()) for key in handle.keys())
+def _scan_weights(path: Path) -> _SavedWeights:
+    with opened_weights(path) as handle:
+        shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
+    return _SavedWeights(
+        head_shape=shapes.get(HEAD_KEY),
+        zoo_layout=any(key.startswith(f"{WEIGHTS_ROOT}{ZOO_PREFIX}.") for key in shapes),
+        parameters=sum(math.prod(shape) for shape in shapes.values()),
+    )
 
 
 def _method_of(folder: Path, config: dict[str, Any]) -> Method:

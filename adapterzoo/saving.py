@@ -170,7 +170,7 @@ def check_no_pickle_only(folder: Path) -> None:
 
 
 @contextmanager
-def _opened_weights(path: Path) -> Iterator[Any]:
+def opened_weights(path: Path) -> Iterator[Any]:
     """The safetensors file at ``path``, open; a CheckpointError when it is missing, truncated or corrupt."""
     if not path.is_file():
         raise CheckpointError(f"The adapter weights are missing: {path} does not exist.")
@@ -188,7 +188,7 @@ def check_head_size(path: Path, head_module: str, *, rows: int, width: int) -> N
     labels than the head has would otherwise first build, and allocate, a head that large.
     """
     prefix = f"base_model.model.{head_module}."
-    with _opened_weights(path) as handle:
+    with opened_weights(path) as handle:
         shapes = {tuple(handle.get_slice(key).get_shape()) for key in handle.keys() if key.startswith(prefix)}
     if (rows, width) not in shapes:
         matrices = sorted(shape for shape in shapes if len(shape) == 2)
@@ -204,7 +204,7 @@ SAFETENSORS_FLOAT_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": t
 def weights_dtype(path: Path) -> torch.dtype | None:
     """The dtype of the first floating-point tensor of a weights file, read from its header only (None: it holds
     none). An adapter and its head are in the dtype of the backbone they were saved with, so this is that dtype."""
-    with _opened_weights(path) as handle:
+    with opened_weights(path) as handle:
         for key in handle.keys():
             dtype = SAFETENSORS_FLOAT_DTYPES.get(handle.get_slice(key).get_dtype())
             if dtype is not None:
@@ -214,7 +214,7 @@ def weights_dtype(path: Path) -> torch.dtype | None:
 
 def read_weights(path: Path, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Read a safetensors file and check that it holds exactly the ``expected`` keys with the expected shapes."""
-    with _opened_weights(path) as handle:
+    with opened_weights(path) as handle:
         loaded = {key: handle.get_tensor(key) for key in handle.keys()}
     missing = sorted(expected.keys() - loaded.keys())
     unexpected = sorted(loaded.keys() - expected.keys())
