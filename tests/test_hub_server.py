@@ -279,3 +279,27 @@ def test_a_client_trying_xet_gets_not_implemented(tmp_path: Path, run_python) ->
         """
         with pytest.raises(AssertionError, match="501 Not Implemented.*xet-write-token"):
             run_python(script, env={"HF_ENDPOINT": hub.url})
+
+
+def test_paths_info_last_commits_and_copies(api: HfApi, hub: EmbeddedHub, tmp_path: Path) -> None:
+    from huggingface_hub import CommitOperationCopy
+    from huggingface_hub.hf_api import RepoFile, RepoFolder
+
+    api.create_repo("lab/paths")
+    first = api.create_commit(
+        "lab/paths", [CommitOperationAdd("a.txt", b"a"), CommitOperationAdd("d/b.txt", b"b")], commit_message="one"
+    )
+    second = api.create_commit("lab/paths", [CommitOperationAdd("d/c.txt", b"c")], commit_message="two")
+    info = {item.path: item for item in api.get_paths_info("lab/paths", ["a.txt", "d", "missing"], expand=True)}
+    assert set(info) == {"a.txt", "d"}
+    assert isinstance(info["a.txt"], RepoFile) and info["a.txt"].size == 1
+    assert isinstance(info["d"], RepoFolder)
+    assert info["a.txt"].last_commit.oid == first.oid and info["a.txt"].last_commit.title == "one"
+    assert info["d"].last_commit.oid == second.oid
+    tree = {item.path: item for item in api.list_repo_tree("lab/paths", recursive=True, expand=True)}
+    assert tree["d/b.txt"].last_commit.oid == first.oid and tree["d/c.txt"].last_commit.oid == second.oid
+    assert all(item.last_commit is None for item in api.list_repo_tree("lab/paths"))
+    folder_before = info["d"].tree_id
+    api.create_commit("lab/paths", [CommitOperationCopy("d/b.txt", "e/b-copy.txt")], commit_message="copy")
+    assert download(hub, "lab/paths", "e/b-copy.txt", tmp_path) == b"b"
+    assert api.get_paths_info("lab/paths", ["d"])[0].tree_id == folder_before

@@ -37,8 +37,9 @@ import yaml
 from adapterzoo.hub.commit_body import read_commit_lines
 from adapterzoo.hub.connections import BoundedHTTPServer
 from adapterzoo.hub.names import HubError, check_oid, check_path, check_ref_name, check_repo_id, is_commit_id
-from adapterzoo.hub.request_body import RequestBody, field, json_object
+from adapterzoo.hub.request_body import MAX_JSON_BYTES, RequestBody, field, json_object
 from adapterzoo.hub.store import DEFAULT_BRANCH, REPO_TYPES, Operation, Repo, RepoStore
+from adapterzoo.hub.tree_entries import add_last_commits, file_entry, folder_entry, is_folder
 
 API_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 URL_PREFIXES = {"model": "", "dataset": "datasets/", "space": "spaces/"}
@@ -122,6 +123,16 @@ class HubRequestHandler(BaseHTTPRequestHandler):
     def read_json(self, where: str = "The request body") -> dict:
         return json_object(self.body.json(), where)
 
+    def read_form(self) -> dict[str, list[str]]:
+        """A form-encoded body (``a=1&a=2``) as lists of values, at most 16 MiB."""
+        data = self.body.read(MAX_JSON_BYTES + 1)
+        if len(data) > MAX_JSON_BYTES:
+            raise HubError(413, f"A form body is limited to {MAX_JSON_BYTES} bytes")
+        try:
+            return parse_qs(data.decode(), errors="strict", max_num_fields=100_000)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise HubError(400, f"Invalid form body: {exc}") from None
+
     def _dispatch(self) -> None:
         try:
             self.body = RequestBody(self.headers, self.rfile, self.settings.max_body_size)
@@ -204,6 +215,8 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             return self.repo_info(repo_type, repo_id, revision)
         if method == "GET" and action == "tree":
             return self.tree(repo_type, repo_id, revision, "/".join(rest[2:]))
+        if method == "POST" and action == "paths-info":
+            return self.paths_info(repo_type, repo_id, revision)
         if method == "GET" and action == "refs":
             return self.list_refs(repo_type, repo_id)
         if method == "GET" and action == "commits":
@@ -295,7 +308,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         commit = repo.read_commit(repo.resolve(revision))
         prefix = f"{check_path(path)}/" if path else ""
         recursive = self.query.get("recursive", "").lower() in ("1", "true")
-        entries, folders = [], set()
+        files, folders = [], set()
         for file_path, entry in sorted(commit.tree.items()):
             if not file_path.startswith(prefix):
                 continue
@@ -303,14 +316,28 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             for depth in range(1, len(parts) if recursive else min(2, len(parts))):
                 folders.add(prefix + "/".join(parts[:depth]))
             if recursive or len(parts) == 1:
-                item: dict[str, Any] = {"type": "file", "oid": entry.oid, "size": entry.size, "path": file_path}
-                if entry.lfs:
-                    item["lfs"] = {"oid": entry.sha256, "size": entry.size, "pointerSize": len(entry.pointer)}
-                entries.append(item)
-        if path and not entries and not folders:
+                files.append(file_entry(file_path, entry))
+        if path and not files and not folders:
             raise HubError(404, f"{path} does not exist at {revision}", "EntryNotFound")
-        tree_id = hashlib.sha1(commit.id.encode()).hexdigest()
-        entries += [{"type": "directory", "oid": tree_id, "path": folder} for folder in sorted(folders)]
+        entries = files + [folder_entry(commit, folder) for folder in sorted(folders)]
+        if self.query.get("expand", "").lower() in ("1", "true"):
+            add_last_commits(repo, commit, entries)
+        self.send_json(entries)
+
+    def paths_info(self, repo_type: str, repo_id: str, revision: str) -> None:
+        """The entries of the given paths (files or folders; paths that do not exist are left out)."""
+        repo = self.repo(repo_type, repo_id)
+        commit = repo.read_commit(repo.resolve(revision))
+        form = self.read_form()
+        entries = []
+        for path in dict.fromkeys(form.get("paths", [])):
+            path = check_path(path.strip("/"))
+            if path in commit.tree:
+                entries.append(file_entry(path, commit.tree[path]))
+            elif is_folder(commit, path):
+                entries.append(folder_entry(commit, path))
+        if form.get("expand", ["false"])[-1].lower() in ("1", "true"):
+            add_last_commits(repo, commit, entries)
         self.send_json(entries)
 
     def list_refs(self, repo_type: str, repo_id: str) -> None:
