@@ -2,7 +2,8 @@
 
 It serves what ``huggingface_hub`` and transformers use to create repos, commit files (regular uploads in the commit
 body, or git-LFS uploads), download files and snapshots, read repo info, trees, refs and history, and create
-branches and tags. Repositories live on disk in a `RepoStore`.
+branches and tags; and to list and search repos (`adapterzoo.hub.listing`), delete, move, duplicate them, change
+their visibility and squash a branch's history. Repositories live on disk in a `RepoStore`.
 
 Start it with ``adapterzoo hub serve --root DIR --port N`` or, in process, ``with EmbeddedHub(root) as hub:``, and point
 clients at it with ``HF_ENDPOINT=hub.url`` (set before ``huggingface_hub`` is imported) or `EmbeddedHub.activate`.
@@ -36,6 +37,8 @@ import yaml
 
 from adapterzoo.hub.commit_body import read_commit_lines
 from adapterzoo.hub.connections import BoundedHTTPServer
+from adapterzoo.hub.descriptions import describe, safe_yaml
+from adapterzoo.hub.listing import list_page, next_page_url, parse_query
 from adapterzoo.hub.names import HubError, check_oid, check_path, check_ref_name, check_repo_id, is_commit_id
 from adapterzoo.hub.request_body import MAX_JSON_BYTES, RequestBody, field, json_object
 from adapterzoo.hub.store import DEFAULT_BRANCH, REPO_TYPES, Operation, Repo, RepoStore
@@ -45,7 +48,6 @@ API_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 URL_PREFIXES = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 _HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 _UNREAD_BODY_DRAINED = 1 << 20
-_MAX_CARD_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -179,11 +181,22 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             raise HubError(401, "This hub needs a token to write: pass token= or set HF_TOKEN")
         return user
 
+    def check_write(self, repo_type: str, repo_id: str) -> str:
+        """The user making this request, if they may write to (or create, delete, move) ``repo_id``; else a 401."""
+        return self.require_writer()
+
+    def may_read(self, repo: Repo) -> bool:
+        """Whether this request may see ``repo``: a public one always, a private one when authenticated."""
+        return not repo.private or self.user() is not None
+
     def repo(self, repo_type: str, repo_id: str, *, write: bool = False) -> Repo:
-        user = self.require_writer() if write else self.user()
+        if write:
+            self.check_write(repo_type, repo_id)
+        else:
+            self.user()  # an invalid token is refused even where none is needed
         repo = self.store.get(repo_type, repo_id)
-        if repo.private and user is None:
-            raise HubError(404, f"Repository Not Found: {repo_id}", "RepoNotFound")
+        if not self.may_read(repo):
+            raise repo.not_found()
         return repo
 
     # routing
@@ -195,6 +208,12 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             return self.validate_yaml()
         if s[:3] == ["api", "repos", "create"] and method == "POST":
             return self.create_repo()
+        if s[:3] == ["api", "repos", "delete"] and method == "DELETE":
+            return self.delete_repo()
+        if s[:3] == ["api", "repos", "move"] and method == "POST":
+            return self.move_repo()
+        if len(s) == 2 and s[0] == "api" and s[1] in API_TYPES and method == "GET":
+            return self.list_repos(API_TYPES[s[1]])
         if s[:2] == ["api", "lfs-upload"] and len(s) == 7 and s[2] in API_TYPES:
             return self.lfs_transfer(API_TYPES[s[2]], f"{s[3]}/{s[4]}", s[5], s[6])
         if len(s) >= 4 and s[0] == "api" and s[1] in API_TYPES:
@@ -225,6 +244,12 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             return self.preupload(repo_type, repo_id, revision)
         if method == "POST" and action == "commit":
             return self.commit(repo_type, repo_id, revision)
+        if method == "PUT" and action == "settings" and len(rest) == 1:
+            return self.repo_settings(repo_type, repo_id)
+        if method == "POST" and action == "duplicate" and len(rest) == 1:
+            return self.duplicate_repo(repo_type, repo_id)
+        if method == "POST" and action == "super-squash" and len(rest) <= 2:
+            return self.super_squash(repo_type, repo_id, revision)
         if action == "branch" and method in ("POST", "DELETE"):
             return self.branch(repo_type, repo_id, "/".join(rest[1:]))
         if action == "tag" and method in ("POST", "DELETE"):
@@ -248,19 +273,16 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         content = field(self.read_json(), "content", str, "")
         try:
             if content.startswith("---"):
-                _safe_yaml(content.split("---", 2)[1])
+                safe_yaml(content.split("---", 2)[1])
         except (yaml.YAMLError, IndexError) as exc:
             self.send_json({"errors": [{"message": f"Invalid YAML: {exc}"}], "warnings": []}, 400)
             return
         self.send_json({"errors": [], "warnings": []})
 
     def create_repo(self) -> None:
-        author = self.require_writer()
         payload = self.read_json()
-        repo_type = field(payload, "type", str, "model")
-        if repo_type not in REPO_TYPES:
-            raise HubError(400, f"Invalid repo type {repo_type!r}: expected one of {', '.join(REPO_TYPES)}")
-        repo_id = f"{field(payload, 'organization', str, author)}/{field(payload, 'name', str)}"
+        repo_type, repo_id = self._named_repo(payload)
+        author = self.check_write(repo_type, repo_id)
         check_repo_id(repo_id)
         private = field(payload, "private", bool, field(payload, "visibility", str, "public") == "private")
         url = f"{self.base_url}/{URL_PREFIXES[repo_type]}{repo_id}"
@@ -273,35 +295,75 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             return
         self.send_json({"url": url, "name": repo_id})
 
+    def _named_repo(self, payload: dict) -> tuple[str, str]:
+        """The repo type and id a create or delete body names (``type``, ``organization``, ``name``), the
+        namespace defaulting to the requester's."""
+        repo_type = field(payload, "type", str, "model")
+        if repo_type not in REPO_TYPES:
+            raise HubError(400, f"Invalid repo type {repo_type!r}: expected one of {', '.join(REPO_TYPES)}")
+        return (
+            repo_type,
+            f"{field(payload, 'organization', str, None) or self.user() or ''}/{field(payload, 'name', str)}",
+        )
+
+    def delete_repo(self) -> None:
+        repo_type, repo_id = self._named_repo(self.read_json())
+        self.check_write(repo_type, repo_id)
+        self.store.delete(repo_type, self.repo(repo_type, repo_id).id)
+        self.send_json({"success": True})
+
+    def move_repo(self) -> None:
+        payload = self.read_json()
+        repo_type = field(payload, "type", str, "model")
+        from_id, to_id = field(payload, "fromRepo", str), field(payload, "toRepo", str)
+        self.check_write(repo_type, from_id)
+        self.check_write(repo_type, to_id)
+        check_repo_id(to_id)
+        self.store.move(repo_type, self.repo(repo_type, from_id).id, to_id)
+        self.send_json({"success": True, "url": f"{self.base_url}/{URL_PREFIXES[repo_type]}{to_id}"})
+
+    def repo_settings(self, repo_type: str, repo_id: str) -> None:
+        repo = self.repo(repo_type, repo_id, write=True)
+        payload = self.read_json()
+        if not payload:
+            raise HubError(400, "Pass 'visibility' ('public' or 'private') to change a repo's settings")
+        private = _private_setting(payload, repo_type)
+        if private is not None:
+            repo.set_private(private)
+        self.send_json({"success": True})
+
+    def duplicate_repo(self, repo_type: str, repo_id: str) -> None:
+        payload = self.read_json()
+        if unsupported := sorted(set(payload) - {"repository", "visibility", "private"}):
+            raise HubError(
+                400, f"This hub cannot duplicate with {unsupported[0]!r}: only 'repository' and 'visibility'"
+            )
+        to_id = field(payload, "repository", str)
+        self.check_write(repo_type, to_id)
+        check_repo_id(to_id)
+        source = self.repo(repo_type, repo_id)
+        settings = {key: value for key, value in payload.items() if key != "repository"}
+        private = _private_setting(settings, repo_type) if settings else None
+        self.store.duplicate(repo_type, source.id, to_id, private=private)
+        self.send_json({"url": f"{self.base_url}/{URL_PREFIXES[repo_type]}{to_id}", "filesCopyPending": False})
+
+    def super_squash(self, repo_type: str, repo_id: str, branch: str) -> None:
+        author = self.check_write(repo_type, repo_id)
+        repo = self.repo(repo_type, repo_id)
+        message = field(self.read_json(), "message", str, "") or f"Super-squash branch '{branch}'"
+        self.send_json({"commitId": repo.squash(branch, message, author)})
+
+    def list_repos(self, repo_type: str) -> None:
+        listing = parse_query(repo_type, parse_qs(urlsplit(self.path).query, errors="strict"))
+        items, after = list_page(self.store.all_repos([repo_type]), listing, self.may_read)
+        headers = {}
+        if after is not None:
+            headers["Link"] = f'<{next_page_url(f"{self.base_url}/api/{repo_type}s", listing, after)}>; rel="next"'
+        self.send_json(items, headers=headers)
+
     def repo_info(self, repo_type: str, repo_id: str, revision: str) -> None:
         repo = self.repo(repo_type, repo_id)
-        commit = repo.read_commit(repo.resolve(revision))
-        siblings = []
-        for path, entry in sorted(commit.tree.items()):
-            sibling: dict[str, Any] = {"rfilename": path, "size": entry.size, "blobId": entry.oid}
-            if entry.lfs:
-                sibling["lfs"] = {"size": entry.size, "sha256": entry.sha256, "pointerSize": len(entry.pointer)}
-            siblings.append(sibling)
-        card = _card_metadata(repo, commit.tree.get("README.md"))
-        tags = card.get("tags")
-        info = {
-            "id": repo_id,
-            "modelId": repo_id,
-            "author": repo_id.split("/")[0],
-            "sha": commit.id,
-            "private": repo.private,
-            "disabled": False,
-            "gated": False,
-            "lastModified": commit.date,
-            "createdAt": repo.created,
-            "siblings": siblings,
-            "tags": [str(tag) for tag in tags] if isinstance(tags, list) else [],
-            "cardData": card,
-        }
-        for key in ("library_name", "pipeline_tag"):
-            if isinstance(card.get(key), str):
-                info[key] = card[key]
-        self.send_json(info)
+        self.send_json(describe(repo, repo.read_commit(repo.resolve(revision))))
 
     def tree(self, repo_type: str, repo_id: str, revision: str, path: str) -> None:
         repo = self.repo(repo_type, repo_id)
@@ -385,8 +447,8 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         self.send_json({"files": files})
 
     def commit(self, repo_type: str, repo_id: str, revision: str) -> None:
-        author = self.require_writer()
-        repo = self.repo(repo_type, repo_id, write=True)
+        author = self.check_write(repo_type, repo_id)
+        repo = self.repo(repo_type, repo_id)
         repo.writable_ref(revision)
         lines = read_commit_lines(self.body, repo.store_chunks)
         first = next(lines, None)
@@ -438,8 +500,8 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         self.send_json({"success": True})
 
     def open_pull_request(self, repo_type: str, repo_id: str) -> None:
-        author = self.require_writer()
-        repo = self.repo(repo_type, repo_id, write=True)
+        author = self.check_write(repo_type, repo_id)
+        repo = self.repo(repo_type, repo_id)
         payload = self.read_json()
         if not field(payload, "pullRequest", bool, False):
             raise HubError(400, "This hub supports pull requests only, not discussions")
@@ -530,7 +592,8 @@ def _operation(key: Any, value: dict | None, content_sha256: str | None) -> Oper
     where = f"The commit's {key!r} line" if isinstance(key, str) else "A commit line"
     if value is None:
         raise HubError(400, f"{where} lacks 'value'")
-    path = check_path(field(value, "path", str, where=where))
+    path = field(value, "path", str, where=where)
+    path = check_path(path.removesuffix("/") if key == "deletedFolder" else path)
     if key == "file":
         if content_sha256 is None:
             raise HubError(400, f"{where} for '{path}' lacks 'content'")
@@ -550,25 +613,17 @@ def _operation(key: Any, value: dict | None, content_sha256: str | None) -> Oper
     raise HubError(400, f"Unknown commit operation {key!r}")
 
 
-def _safe_yaml(text: str) -> Any:
-    """YAML front matter, refusing aliases: a few nested aliases expand to gigabytes once the data is serialised."""
-    if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=yaml.SafeLoader)):
-        raise yaml.YAMLError("aliases (*name) are not allowed in model card metadata")
-    return yaml.safe_load(text)
-
-
-def _card_metadata(repo: Repo, readme: Any) -> dict:
-    """The README's YAML front matter as JSON-ready data; {} when there is none or it cannot be read safely."""
-    if readme is None or readme.size > _MAX_CARD_BYTES:
-        return {}
-    text = repo.object_path(readme.sha256).read_text(errors="replace")
-    if not text.startswith("---"):
-        return {}
-    try:
-        data = json.loads(json.dumps(_safe_yaml(text.split("---", 2)[1]), default=str))
-    except (yaml.YAMLError, IndexError, TypeError, ValueError, RecursionError):
-        return {}
-    return data if isinstance(data, dict) else {}
+def _private_setting(payload: dict, repo_type: str) -> bool | None:
+    """Whether a settings or duplicate body makes the repo private (``visibility`` or, from older clients,
+    ``private``), None when it does not say; settings this hub has no use for are refused, not ignored."""
+    if unsupported := sorted(set(payload) - {"visibility", "private", "gated"}):
+        raise HubError(400, f"This hub has no setting {unsupported[0]!r}: it knows 'visibility' and 'private'")
+    if payload.get("gated") is not None and payload["gated"] is not False:
+        raise HubError(400, "This hub does not gate repositories: 'gated' can only be false")
+    visibility = field(payload, "visibility", str, None)
+    if visibility not in (None, "public", "private"):
+        raise HubError(400, f"Invalid visibility {visibility!r} for a {repo_type}: expected 'public' or 'private'")
+    return visibility == "private" if visibility is not None else field(payload, "private", bool, None)
 
 
 def _byte_range(header: str | None, size: int) -> tuple[int, int]:

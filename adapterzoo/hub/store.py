@@ -16,6 +16,12 @@ pushes to one branch land one after the other, each on top of the previous one. 
 ``tmp/`` under their writer's process id, so they never show up as refs; a store removes those of dead processes
 when it opens.
 
+Whole repositories are deleted, moved and duplicated by renaming one folder: a deleted repo is first renamed into
+``ROOT/.tmp/<pid>-<random>`` and then removed, a duplicate is assembled there and renamed into place, and a move
+renames the folder to its new id. A crash leaves the old state or the new one, and the store clears ``ROOT/.tmp`` of
+dead processes' folders when it opens. A `Repo` is bound to the folder it was opened on: once that folder is gone
+(deleted, moved, or replaced by a new repo of the same id), its locked operations answer 404 instead of writing.
+
 Every name is checked by `adapterzoo.hub.names` before it becomes a path, and every path is then checked to lie inside
 the store's root: a name that slipped through the first check still cannot reach outside.
 """
@@ -28,6 +34,7 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -37,6 +44,7 @@ from pathlib import Path
 from typing import IO
 
 from adapterzoo.atomic_folder import process_alive
+from adapterzoo.faults import fault_point
 from adapterzoo.hub.names import (
     HubError,
     check_oid,
@@ -97,7 +105,7 @@ class Operation:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Repo:
@@ -109,6 +117,7 @@ class Repo:
         self.id = repo_id
         self._root = root.resolve()
         self._thread_lock = threading.Lock()
+        self._folder_id = _folder_id(path)
 
     def _file(self, *parts: str) -> Path:
         """``path/parts...``, refused unless it resolves inside the store's root (the second line of defence)."""
@@ -117,23 +126,45 @@ class Repo:
             raise HubError(400, f"Refused: {'/'.join(parts)!r} leads outside the hub's root")
         return path
 
+    def not_found(self) -> HubError:
+        return HubError(404, f"Repository Not Found: {self.id}", "RepoNotFound")
+
+    def _metadata(self) -> dict:
+        try:
+            return json.loads(self._file("repo.json").read_text())
+        except FileNotFoundError:
+            raise self.not_found() from None
+
     @property
     def private(self) -> bool:
-        return json.loads(self._file("repo.json").read_text())["private"]
+        return self._metadata()["private"]
 
     @property
     def created(self) -> str:
-        return json.loads(self._file("repo.json").read_text())["created"]
+        return self._metadata()["created"]
+
+    def set_private(self, private: bool) -> None:
+        with self.locked():
+            metadata = {**self._metadata(), "private": private}
+            self._write(self._file("repo.json"), json.dumps(metadata).encode())
 
     @contextmanager
     def locked(self) -> Iterator[None]:
-        """Serialise ref changes, across threads and across server processes sharing the root."""
-        with self._thread_lock, open(self._file("lock"), "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        """Serialise ref changes, across threads and across server processes sharing the root; a 404 once this
+        repo's folder was deleted or moved (by another thread or process) before the lock was taken."""
+        with self._thread_lock:
             try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+                handle = open(self._file("lock"), "a")
+            except FileNotFoundError:
+                raise self.not_found() from None
+            with handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                try:
+                    if _folder_id(self.path) != self._folder_id or not self._file("repo.json").is_file():
+                        raise self.not_found()
+                    yield
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
 
     # files written whole or not at all
     @contextmanager
@@ -233,7 +264,11 @@ class Repo:
     def read_commit(self, commit_id: str) -> Commit:
         if not is_commit_id(commit_id):
             raise HubError(500, f"{self.id} holds a damaged ref: {commit_id!r} is not a commit id")
-        data = json.loads(self._file("commits", f"{commit_id}.json").read_text())
+        try:
+            data = json.loads(self._file("commits", f"{commit_id}.json").read_text())
+        except FileNotFoundError:
+            self._metadata()  # a 404 when the repo was deleted or moved while this request read it
+            raise
         tree = {path: FileEntry(**entry) for path, entry in data["tree"].items()}
         return Commit(commit_id, data["parents"], tree, data["title"], data["message"], data["author"], data["date"])
 
@@ -344,8 +379,10 @@ class Repo:
                         raise HubError(404, f"A file with this name doesn't exist: '{op.path}'", "EntryNotFound")
                     del tree[op.path]
                 else:
-                    prefix = op.path.rstrip("/") + "/"
-                    tree = {path: entry for path, entry in tree.items() if not path.startswith(prefix)}
+                    kept = {path: entry for path, entry in tree.items() if not path.startswith(op.path + "/")}
+                    if len(kept) == len(tree):
+                        raise HubError(404, f"A folder with this name doesn't exist: '{op.path}'", "EntryNotFound")
+                    tree = kept
             _check_tree(tree)
             pr_number = None
             if create_pr:
@@ -354,6 +391,17 @@ class Repo:
             commit_id = self._write_commit([head], tree, title, message, author)
             self._write_ref(ref, commit_id)
             return commit_id, pr_number
+
+    def squash(self, branch: str, title: str, author: str) -> str:
+        """Replace ``branch``'s history by one commit holding its current files; returns that commit's id."""
+        ref = f"refs/heads/{check_ref_name(branch)}"
+        with self.locked():
+            head = self.read_ref(ref)
+            if head is None:
+                raise HubError(404, f"Branch '{branch}' does not exist in {self.id}", "RevisionNotFound")
+            commit_id = self._write_commit([], self.read_commit(head).tree, title, "", author)
+            self._write_ref(ref, commit_id)
+            return commit_id
 
     def open_pull_request(self, title: str, description: str, author: str) -> int:
         """Open a pull request against main: a ``refs/pr/<n>`` ref at main's head, and its discussion record."""
@@ -402,6 +450,23 @@ class Repo:
         return commits
 
 
+def _folder_id(path: Path) -> tuple[int, int] | None:
+    """What tells a folder from another one later made at the same path."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    """A hard link to an immutable file (objects and commit records never change), or a copy where links fail."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
 def _is_ref_name(name: str) -> bool:
     try:
         check_ref_name(name)
@@ -425,6 +490,11 @@ class RepoStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self._repos: dict[tuple[str, str], Repo] = {}
         self._lock = threading.Lock()
+        self._scratch = self.root / ".tmp"
+        for path in self._scratch.iterdir() if self._scratch.is_dir() else ():
+            pid = path.name.split("-", 1)[0]
+            if not (pid.isdigit() and process_alive(int(pid))):
+                shutil.rmtree(path, ignore_errors=True)
         for repo in self.all_repos():
             repo.remove_debris()
 
@@ -434,10 +504,10 @@ class RepoStore:
         namespace, name = check_repo_id(repo_id)
         return self.root / f"{repo_type}s" / namespace / name
 
-    def all_repos(self) -> list[Repo]:
-        """Every repository in the store (folders whose names are not valid repo ids are ignored)."""
+    def all_repos(self, repo_types: Iterable[str] = REPO_TYPES) -> list[Repo]:
+        """Every repository of these types in the store (folders whose names are not valid repo ids are ignored)."""
         repos = []
-        for repo_type in REPO_TYPES:
+        for repo_type in repo_types:
             for path in sorted(self.root.glob(f"{repo_type}s/*/*/repo.json")):
                 repo_id = f"{path.parent.parent.name}/{path.parent.name}"
                 try:
@@ -466,6 +536,63 @@ class RepoStore:
             repo._write(path / "repo.json", json.dumps({"private": private, "created": _now()}).encode())
             self._repos[(repo_type, repo_id)] = repo
             return repo
+
+    def _scratch_folder(self) -> Path:
+        """A new path in ``ROOT/.tmp`` named after this process (not created)."""
+        self._scratch.mkdir(exist_ok=True)
+        return self._scratch / f"{os.getpid()}-{secrets.token_hex(8)}"
+
+    def _rename_into(self, source: Path, repo_type: str, repo_id: str) -> None:
+        """Rename the folder ``source`` to be ``repo_id``; 409 if that repo exists. Hold ``self._lock``."""
+        target = self._repo_path(repo_type, repo_id)
+        if target.exists():
+            raise HubError(409, f"A {repo_type} repo named {repo_id} already exists")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(source, target)
+        except OSError as exc:  # another process made it meanwhile (a folder that is not empty)
+            raise HubError(409, f"A {repo_type} repo named {repo_id} already exists") from exc
+
+    def delete(self, repo_type: str, repo_id: str) -> None:
+        """Delete a repository: its folder leaves the store in one rename, then its files are removed."""
+        repo = self.get(repo_type, repo_id)
+        trash = self._scratch_folder()
+        with repo.locked(), self._lock:
+            os.rename(repo.path, trash)
+            self._repos.pop((repo_type, repo_id), None)
+        fault_point("hub.delete.renamed")
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def move(self, repo_type: str, from_id: str, to_id: str) -> Repo:
+        """Rename a repository to ``to_id`` (in another namespace or not); 409 if that repo exists."""
+        repo = self.get(repo_type, from_id)
+        with repo.locked(), self._lock:
+            self._rename_into(repo.path, repo_type, to_id)
+            self._repos.pop((repo_type, from_id), None)
+        return self.get(repo_type, to_id)
+
+    def duplicate(self, repo_type: str, from_id: str, to_id: str, *, private: bool | None = None) -> Repo:
+        """A new repository ``to_id`` with ``from_id``'s files, history, branches and tags (not its pull requests);
+        as private as the source unless ``private`` says. 409 if ``to_id`` exists."""
+        source = self.get(repo_type, from_id)
+        staging = self._scratch_folder()
+        try:
+            with source.locked():
+                for section in ("objects", "commits", "refs/heads", "refs/tags"):
+                    origin = source._file(*section.split("/"))
+                    if origin.is_dir():
+                        immutable = section in ("objects", "commits")
+                        shutil.copytree(
+                            origin, staging / section, copy_function=_link_or_copy if immutable else shutil.copy2
+                        )
+                metadata = {"private": source.private if private is None else private, "created": _now()}
+            (staging / "repo.json").write_text(json.dumps(metadata))
+            fault_point("hub.duplicate.staged")
+            with self._lock:
+                self._rename_into(staging, repo_type, to_id)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return self.get(repo_type, to_id)
 
 
 def decode_regular_file(content: str, encoding: str) -> bytes:
