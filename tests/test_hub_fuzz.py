@@ -1,8 +1,8 @@
 """Every route of the embedded Hub, fed generated hostile names, bodies and framing over a real socket.
 
 After each request: no 5xx (but the Xet routes' 501, which says what to do), nothing beside the root created, changed
-or served, no ref moved in a repository the request did not name, the immutable tag where it was, and the server
-still answering.
+or served, no ref moved in a repository the request did not name, the immutable tag where it was (unless its repo was
+deleted, by the route that deletes repos), and the server still answering.
 """
 
 from __future__ import annotations
@@ -53,6 +53,12 @@ ROUTES = [
     ("GET", "/api/whoami-v2"),
     ("POST", "/api/validate-yaml"),
     ("POST", "/api/repos/create"),
+    ("DELETE", "/api/repos/delete"),
+    ("POST", "/api/repos/move"),
+    ("GET", "/api/{kind}?search={name}&filter={path}&sort={name}&limit={size}&cursor={path}"),
+    ("PUT", "/api/{kind}/{repo}/settings"),
+    ("POST", "/api/{kind}/{repo}/duplicate"),
+    ("POST", "/api/{kind}/{repo}/super-squash/{name}"),
     ("GET", "/api/{kind}/{repo}"),
     ("GET", "/api/{kind}/{repo}/revision/{name}"),
     ("GET", "/api/{kind}/{repo}/tree/{name}/{path}"),
@@ -99,6 +105,12 @@ FIELDS = [
     "pullRequest",
     "title",
     "type",
+    "fromRepo",
+    "toRepo",
+    "repository",
+    "visibility",
+    "gated",
+    "message",
 ]
 objects = st.dictionaries(st.sampled_from(FIELDS), st.one_of(json_values, st.just("b2s=")), max_size=5)
 commit_lines = st.fixed_dictionaries(
@@ -157,18 +169,23 @@ def refs(api: HfApi, repo: str) -> dict[str, str]:
     return {r.ref: r.target_commit for r in [*listing.branches, *listing.tags, *listing.pull_requests]}
 
 
+def make_repos(api: HfApi) -> tuple[str, dict[str, str]]:
+    """(Re)create lab/target, tagged v1, and lab/victim: the tag's commit and the victim's refs."""
+    for repo in ("lab/target", "lab/victim"):
+        api.delete_repo(repo, missing_ok=True)
+        api.create_repo(repo)
+        api.upload_file(path_or_fileobj=b"content", path_in_repo="f.txt", repo_id=repo)
+    api.create_tag("lab/target", tag="v1")
+    return refs(api, "lab/target")["refs/tags/v1"], refs(api, "lab/victim")
+
+
 def test_no_route_can_be_made_to_fail_escape_or_move_a_ref(tmp_path: Path) -> None:
     (tmp_path / "outside").mkdir()
     (tmp_path / "outside" / "secret.txt").write_text(SECRET)
     with EmbeddedHub(tmp_path / "hub", lfs_threshold=1000) as hub:
         root = Path(hub.settings.root)
         api = HfApi(endpoint=hub.url)
-        for repo in ("lab/target", "lab/victim"):
-            api.create_repo(repo)
-            api.upload_file(path_or_fileobj=b"content", path_in_repo="f.txt", repo_id=repo)
-        api.create_tag("lab/target", tag="v1")
-        tag = refs(api, "lab/target")["refs/tags/v1"]
-        victim = refs(api, "lab/victim")
+        expected = dict(zip(("tag", "victim"), make_repos(api), strict=True))
         outside = snapshot(tmp_path, root)
 
         @settings(
@@ -203,13 +220,16 @@ def test_no_route_can_be_made_to_fail_escape_or_move_a_ref(tmp_path: Path) -> No
             assert status < 500 or (status == 501 and b"Xet" in answer), (method, target, status, answer)
             assert SECRET.encode() not in answer
             assert snapshot(tmp_path, root) == outside
-            assert refs(api, "lab/victim") == victim
+            if not (api.repo_exists("lab/target") and api.repo_exists("lab/victim")):
+                assert (method, template) == ("DELETE", "/api/repos/delete"), (target, body)
+                expected.update(zip(("tag", "victim"), make_repos(api), strict=True))
+            assert refs(api, "lab/victim") == expected["victim"]
             current = refs(api, "lab/target").get("refs/tags/v1")
             if current is None:
                 assert (method, template) == ("DELETE", "/api/{kind}/{repo}/tag/{name}") and name == "v1"
-                api.create_tag("lab/target", tag="v1", revision=tag)
+                api.create_tag("lab/target", tag="v1", revision=expected["tag"])
             else:
-                assert current == tag
+                assert current == expected["tag"]
 
         probe()
         assert api.model_info("lab/target").sha

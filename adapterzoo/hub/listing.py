@@ -83,7 +83,7 @@ def parse_query(repo_type: str, query: dict[str, list[str]]) -> ListQuery:
     after = None
     if "cursor" in query:
         if len(query) > 1:
-            raise HubError(400, "A 'cursor' carries its listing's query: pass it alone")
+            raise HubError(400, "Invalid query: a 'cursor' carries its listing's query, pass it alone")
         query, after = _decode_cursor(query["cursor"][-1])
     if unknown := sorted(set(query) - _KNOWN):
         raise HubError(400, f"This hub cannot list by {unknown[0]!r}: it knows {', '.join(sorted(_KNOWN))}")

@@ -344,8 +344,15 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         source = self.repo(repo_type, repo_id)
         settings = {key: value for key, value in payload.items() if key != "repository"}
         private = _private_setting(settings, repo_type) if settings else None
-        self.store.duplicate(repo_type, source.id, to_id, private=private)
-        self.send_json({"url": f"{self.base_url}/{URL_PREFIXES[repo_type]}{to_id}", "filesCopyPending": False})
+        url = f"{self.base_url}/{URL_PREFIXES[repo_type]}{to_id}"
+        try:
+            self.store.duplicate(repo_type, source.id, to_id, private=private)
+        except HubError as error:
+            if error.status != 409:
+                raise
+            self.send_json({"error": str(error), "url": url}, 409)  # the client's exist_ok reads the url
+            return
+        self.send_json({"url": url, "filesCopyPending": False})
 
     def super_squash(self, repo_type: str, repo_id: str, branch: str) -> None:
         author = self.check_write(repo_type, repo_id)

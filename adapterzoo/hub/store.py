@@ -171,7 +171,7 @@ class Repo:
     def _staging_file(self) -> Iterator[tuple[IO[bytes], Path]]:
         """A new file in ``tmp/`` named after this process; removed on exit unless it was moved into place."""
         folder = self._file("tmp")
-        folder.mkdir(parents=True, exist_ok=True)
+        self._make_folder(folder)
         path = folder / f"{os.getpid()}-{secrets.token_hex(8)}"
         try:
             with open(path, "xb") as handle:
@@ -182,8 +182,22 @@ class Repo:
     def _install(self, staged: Path, handle: IO[bytes], target: Path) -> None:
         handle.flush()
         os.fsync(handle.fileno())
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staged, target)
+        self._make_folder(target.parent)
+        try:
+            os.replace(staged, target)
+        except FileNotFoundError:
+            raise self.not_found() from None  # the repo was deleted or moved under this writer
+
+    def _make_folder(self, folder: Path) -> None:
+        """Create ``folder`` inside this repo's folder, never the repo's folder itself: a writer that outlived a
+        delete or a move must not bring it back. A 404 once it is gone."""
+        current = self.path
+        try:
+            for part in folder.relative_to(self.path).parts:
+                current = current / part
+                current.mkdir(exist_ok=True)
+        except FileNotFoundError:
+            raise self.not_found() from None
 
     def _write(self, target: Path, data: bytes) -> None:
         with self._staging_file() as (handle, staged):
