@@ -126,6 +126,10 @@ class Repo:
             raise HubError(400, f"Refused: {'/'.join(parts)!r} leads outside the hub's root")
         return path
 
+    def is_current(self) -> bool:
+        """Whether this repo's folder is still the one it was opened on (not deleted, moved or replaced)."""
+        return _folder_id(self.path) == self._folder_id
+
     def not_found(self) -> HubError:
         return HubError(404, f"Repository Not Found: {self.id}", "RepoNotFound")
 
@@ -160,7 +164,7 @@ class Repo:
             with handle:
                 fcntl.flock(handle, fcntl.LOCK_EX)
                 try:
-                    if _folder_id(self.path) != self._folder_id or not self._file("repo.json").is_file():
+                    if not self.is_current() or not self._file("repo.json").is_file():
                         raise self.not_found()
                     yield
                 finally:
@@ -535,7 +539,10 @@ class RepoStore:
         if not (path / "repo.json").is_file():
             raise HubError(404, f"Repository Not Found: {repo_id}", "RepoNotFound")
         with self._lock:
-            return self._repos.setdefault((repo_type, repo_id), Repo(path, repo_type, repo_id, self.root))
+            repo = self._repos.get((repo_type, repo_id))
+            if repo is None or not repo.is_current():  # first use, or deleted and made again (by another process)
+                repo = self._repos[(repo_type, repo_id)] = Repo(path, repo_type, repo_id, self.root)
+            return repo
 
     def create(self, repo_type: str, repo_id: str, *, private: bool, author: str) -> Repo:
         """Create a repository with an empty first commit on ``main``; 409 if it exists."""
