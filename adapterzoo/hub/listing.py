@@ -4,7 +4,8 @@ Query parameters: ``search`` (case-insensitive substrings of the repo id, all of
 ``filter`` (tags, all of them; see `adapterzoo.hub.descriptions.hub_tags`), ``pipeline_tag``, ``gated``, ``sort``
 (``lastModified``, ``createdAt`` or ``id``) with ``direction`` (``-1`` descending, ``1`` ascending; dates sort newest
 first and ids in order unless told), ``limit`` (the page size, at most `PAGE_SIZE`), and which fields to answer:
-``full``, ``cardData`` and ``expand`` (a list of field names).
+``full``, ``cardData`` and ``expand`` (a list of field names). Filters this hub cannot apply (``num_parameters``,
+``apps``, ``inference``...) are refused with a 400, not ignored: ignoring one would answer repos it excludes.
 
 Pages are chained as the Hub chains them: a ``Link: <url>; rel="next"`` header whose URL holds a ``cursor``: the
 query itself and the sort key of the page's last repo, so the next page starts right after the repo the previous one
@@ -172,9 +173,17 @@ def list_page(
     and the cursor of the next page (None on the last one)."""
     matches = []
     for repo in repos:
-        if not _id_matches(repo.id, query) or not may_read(repo):
+        if not _id_matches(repo.id, query):
             continue
-        info = describe(repo, repo.read_commit(repo.resolve(DEFAULT_BRANCH)), siblings=_wants(query, "siblings"))
+        try:
+            if not may_read(repo):
+                continue
+            commit = repo.read_commit(repo.resolve(DEFAULT_BRANCH))
+            info = describe(repo, commit, siblings=_wants(query, "siblings"))
+        except HubError as error:
+            if error.status == 404:  # deleted while this listing ran, or without a main branch: nothing to show
+                continue
+            raise
         if all(tag in info["tags"] for tag in query.tags) and _info_matches(info, query):
             matches.append(((str(info[query.sort]), repo.id), info))
     matches.sort(key=lambda match: match[0], reverse=query.descending)
