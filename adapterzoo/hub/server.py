@@ -561,6 +561,8 @@ class HubRequestHandler(BaseHTTPRequestHandler):
 
     def _body_pieces(self, limit: int) -> Iterator[bytes]:
         """The request body in pieces as it arrives, refused (413) past ``limit`` bytes."""
+        if not self.body.chunked and self.body.remaining > limit:
+            raise HubError(413, f"This body is limited to {limit} bytes")
         received = 0
         while piece := self.body.read(1 << 20):
             received += len(piece)
@@ -716,24 +718,38 @@ class EmbeddedHub:
 
 @contextmanager
 def use_endpoint(url: str) -> Iterator[None]:
-    """Point ``huggingface_hub`` and transformers at ``url`` in this process, as ``HF_ENDPOINT`` would at import time.
+    """Point ``huggingface_hub``, transformers and datasets at ``url`` in this process, as ``HF_ENDPOINT`` would at
+    import time.
 
-    ``huggingface_hub`` reads ``HF_ENDPOINT`` once, into a constant, a URL template and its default ``HfApi``, and
-    transformers keeps a shared ``HfApi`` made on first use: all are switched here, and restored afterwards.
+    ``huggingface_hub`` reads ``HF_ENDPOINT`` once, into a constant, a URL template and its default ``HfApi``,
+    transformers keeps a shared ``HfApi`` made on first use, and datasets copies ``HF_ENDPOINT`` into its own config:
+    all are switched here (datasets also when imported inside the block, through the variable), and restored after.
     """
     from huggingface_hub import constants, hf_api
     from transformers.utils import hub as transformers_hub
 
     saved = constants.ENDPOINT, constants.HUGGINGFACE_CO_URL_TEMPLATE, hf_api.api.endpoint
-    constants.ENDPOINT = url
+    saved_variable = os.environ.get("HF_ENDPOINT")
+    datasets_config = sys.modules.get("datasets.config")
+    saved_datasets = datasets_config and (datasets_config.HF_ENDPOINT, datasets_config.HUB_DATASETS_URL)
+    constants.ENDPOINT = os.environ["HF_ENDPOINT"] = url
     constants.HUGGINGFACE_CO_URL_TEMPLATE = url + "/{repo_id}/resolve/{revision}/{filename}"
     hf_api.api.endpoint = url
     transformers_hub._hf_api = None
+    if datasets_config:
+        datasets_config.HF_ENDPOINT = url
+        datasets_config.HUB_DATASETS_URL = url + "/datasets/{repo_id}/resolve/{revision}/{path}"
     try:
         yield
     finally:
         constants.ENDPOINT, constants.HUGGINGFACE_CO_URL_TEMPLATE, hf_api.api.endpoint = saved
         transformers_hub._hf_api = None
+        if datasets_config:
+            datasets_config.HF_ENDPOINT, datasets_config.HUB_DATASETS_URL = saved_datasets
+        if saved_variable is None:
+            os.environ.pop("HF_ENDPOINT", None)
+        else:
+            os.environ["HF_ENDPOINT"] = saved_variable
 
 
 def serve(settings: HubSettings, host: str, port: int, announce: Callable[[str], None] = print) -> None:
