@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import struct
@@ -15,7 +16,8 @@ import lz4.frame
 import numpy as np
 from huggingface_hub import HfApi, hf_hub_download
 
-from adapterzoo.hub import EmbeddedHub
+from adapterzoo.hub import EmbeddedHub, xet
+from adapterzoo.hub.names import HubError
 
 
 def weights(seed: int) -> bytes:
@@ -41,14 +43,18 @@ def test_binary_files_go_through_xet_and_come_back_identical(api: HfApi, hub: Em
     (folder / "adapter_model.safetensors").write_bytes(payload := weights(0))
     (folder / "adapter_config.json").write_text('{"r": 8}')
     api.create_repo("lab/xet")
+    attributes = b"*.vec filter=lfs diff=lfs merge=lfs -text\n"
+    api.upload_file(path_or_fileobj=attributes, path_in_repo=".gitattributes", repo_id="lab/xet")
     api.upload_folder(folder_path=folder, repo_id="lab/xet")
     api.upload_file(path_or_fileobj=b"\0binary" * 1000, path_in_repo="blob", repo_id="lab/xet")
+    api.upload_file(path_or_fileobj=b"1 2 3", path_in_repo="words.vec", repo_id="lab/xet")
 
     stored = xorbs(hub)
     assert stored, "nothing went through Xet"
     files = {f.path: f for f in api.list_repo_tree("lab/xet")}
     assert files["adapter_model.safetensors"].lfs.sha256 == hashlib.sha256(payload).hexdigest()
-    assert files["blob"].lfs is not None and files["adapter_config.json"].lfs is None
+    assert files["blob"].lfs is not None and files["words.vec"].lfs is not None
+    assert files["adapter_config.json"].lfs is None and files[".gitattributes"].lfs is None
     assert download(hub, "lab/xet", "adapter_model.safetensors", tmp_path) == payload
     assert download(hub, "lab/xet", "blob", tmp_path) == b"\0binary" * 1000
 
@@ -169,3 +175,29 @@ def test_hostile_xet_uploads_are_refused_and_change_nothing(api: HfApi, hub: Emb
 
     assert post("shards", good_shard) == 200
     assert (root / "models" / "lab" / "cas" / "objects" / sha256).read_bytes() == content
+
+
+def test_mangled_xorbs_and_shards_are_refused_with_a_400(tmp_path: Path) -> None:
+    parts = [bytes(range(256)) * 16, os.urandom(3000), b"ab" * 5000]
+    xorb = b"".join(chunk(part, scheme) for scheme, part in enumerate(parts))
+    good_shard = shard("12" * 32, hashlib.sha256(b"".join(parts)).hexdigest(), sum(map(len, parts)), 3)
+    random = np.random.default_rng(0)
+    for original, parse in ((xorb, lambda data: xet.check_xorb(io.BytesIO(data))), (good_shard, xet.parse_shard)):
+        for _ in range(300):
+            data = bytearray(original)
+            for position in random.integers(0, len(data), random.integers(1, 4)):
+                data[position] = random.integers(0, 256)
+            data = data[: random.integers(0, len(data) + 1)] if random.random() < 0.3 else data
+            try:
+                parse(bytes(data))
+            except HubError as error:
+                assert error.status == 400, error
+
+
+def test_xet_write_tokens_need_a_writer(tmp_path: Path, raw_request) -> None:
+    with EmbeddedHub(tmp_path / "hub", token="secret") as hub:
+        HfApi(endpoint=hub.url, token="secret").create_repo("lab/private", private=True)
+        route = "/api/models/lab/private/xet-write-token/main"
+        assert raw_request(hub, "GET", route)[0] == 401
+        status, body, _ = raw_request(hub, "GET", route, headers={"Authorization": "Bearer secret"})
+        assert status == 200 and json.loads(body)["casUrl"].startswith(hub.url + "/xet/")

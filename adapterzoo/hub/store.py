@@ -34,7 +34,7 @@ import os
 import secrets
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -464,7 +464,9 @@ class RepoStore:
         if not id_file.is_file():
             with _staging_file(self.root / "xet" / "tmp") as (handle, staged):
                 handle.write(secrets.token_hex(8).encode())
-                _install(staged, handle, id_file)
+                handle.flush()
+                with suppress(FileExistsError):  # another server on this root named it first
+                    os.link(staged, id_file)
         self.xet_id = id_file.read_text().strip()
 
     def xorb_path(self, xorb_hash: str) -> Path:
