@@ -120,16 +120,15 @@ def chunk(data: bytes, scheme: int) -> bytes:
     return bytes([0]) + len(body).to_bytes(3, "little") + bytes([scheme]) + len(data).to_bytes(3, "little") + body
 
 
-def shard(xorb: str, sha256: str, size: int, chunks: int) -> bytes:
-    """A shard describing one file made of chunks [0, chunks) of ``xorb``, with its sha256."""
-    record = b"".join
+def shard(xorb: str, sha256: str, *segments: tuple[int, int, int]) -> bytes:
+    """A shard describing one file, with its sha256, made of the (first chunk, end chunk, size) segments of ``xorb``."""
     header = SHARD_TAG + struct.pack("<QQ", 2, 0)
-    file = record([raw_hash("ab" * 32), struct.pack("<IIQ", 1 << 30, 1, 0)])
-    entry = record([raw_hash(xorb), struct.pack("<4I", 0, size, 0, chunks)])
+    file = raw_hash("ab" * 32) + struct.pack("<IIQ", 1 << 30, len(segments), 0)
+    entries = b"".join(raw_hash(xorb) + struct.pack("<4I", 0, n, start, end) for start, end, n in segments)
     metadata = raw_hash(sha256) + bytes(16)
     bookend = b"\xff" * 32 + bytes(16)
-    xorb_info = record([raw_hash(xorb), struct.pack("<4I", 0, 0, size, 0)])
-    return record([header, file, entry, metadata, bookend, xorb_info, bookend])
+    xorb_info = raw_hash(xorb) + struct.pack("<4I", 0, 0, sum(n for _, _, n in segments), 0)
+    return header + file + entries + metadata + bookend + xorb_info + bookend
 
 
 def tree(root: Path) -> dict[str, bytes]:
@@ -147,7 +146,7 @@ def test_hostile_xet_uploads_are_refused_and_change_nothing(api: HfApi, hub: Emb
     content = b"".join(parts)
     xorb_hash, sha256 = "12" * 32, hashlib.sha256(content).hexdigest()
     good_xorb = b"".join(chunk(part, scheme) for scheme, part in enumerate(parts))
-    good_shard = shard(xorb_hash, sha256, len(content), 3)
+    good_shard = shard(xorb_hash, sha256, (0, 3, len(content)))
     root = Path(hub.settings.root)
 
     def post(path: str, data: bytes, headers: dict | None = None) -> int:
@@ -164,9 +163,9 @@ def test_hostile_xet_uploads_are_refused_and_change_nothing(api: HfApi, hub: Emb
 
     assert post(f"xorbs/default/{xorb_hash}", good_xorb) == 200
     before = tree(root)
-    assert post("shards", shard(xorb_hash, "00" * 32, len(content), 3)) == 400  # wrong sha256
-    assert post("shards", shard(xorb_hash, sha256, len(content), 4)) == 400  # more chunks than the xorb holds
-    assert post("shards", shard(xorb_hash, sha256, len(content) + 1, 3)) == 400  # wrong size
+    assert post("shards", shard(xorb_hash, "00" * 32, (0, 3, len(content)))) == 400  # wrong sha256
+    assert post("shards", shard(xorb_hash, sha256, (0, 4, len(content)))) == 400  # more chunks than the xorb holds
+    assert post("shards", shard(xorb_hash, sha256, (0, 3, len(content) + 1))) == 400  # wrong size
     assert post("shards", good_shard[:-60]) == 400  # truncated
     oversized = bytearray(good_shard)
     oversized[48 + 36 : 48 + 40] = struct.pack("<I", 1 << 31)  # more entries than the shard holds
@@ -175,12 +174,17 @@ def test_hostile_xet_uploads_are_refused_and_change_nothing(api: HfApi, hub: Emb
 
     assert post("shards", good_shard) == 200
     assert (root / "models" / "lab" / "cas" / "objects" / sha256).read_bytes() == content
+    shuffled = parts[1] + parts[2] + parts[0] + parts[2]
+    segments = (1, 3, len(parts[1] + parts[2])), (0, 1, len(parts[0])), (2, 3, len(parts[2]))
+    digest = hashlib.sha256(shuffled).hexdigest()
+    assert post("shards", shard(xorb_hash, digest, *segments)) == 200
+    assert (root / "models" / "lab" / "cas" / "objects" / digest).read_bytes() == shuffled
 
 
 def test_mangled_xorbs_and_shards_are_refused_with_a_400(tmp_path: Path) -> None:
     parts = [bytes(range(256)) * 16, os.urandom(3000), b"ab" * 5000]
     xorb = b"".join(chunk(part, scheme) for scheme, part in enumerate(parts))
-    good_shard = shard("12" * 32, hashlib.sha256(b"".join(parts)).hexdigest(), sum(map(len, parts)), 3)
+    good_shard = shard("12" * 32, hashlib.sha256(b"".join(parts)).hexdigest(), (0, 3, sum(map(len, parts))))
     random = np.random.default_rng(0)
     for original, parse in ((xorb, lambda data: xet.check_xorb(io.BytesIO(data))), (good_shard, xet.parse_shard)):
         for _ in range(300):

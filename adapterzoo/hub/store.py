@@ -105,15 +105,21 @@ def _now() -> str:
 
 
 @contextmanager
-def _staging_file(folder: Path) -> Iterator[tuple[IO[bytes], Path]]:
-    """A new file in ``folder`` named after this process; removed on exit unless it was moved into place."""
+def _staging_path(folder: Path) -> Iterator[Path]:
+    """A new path in ``folder`` named after this process; its file is removed on exit unless moved into place."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{os.getpid()}-{secrets.token_hex(8)}"
     try:
-        with open(path, "xb") as handle:
-            yield handle, path
+        yield path
     finally:
         path.unlink(missing_ok=True)
+
+
+@contextmanager
+def _staging_file(folder: Path) -> Iterator[tuple[IO[bytes], Path]]:
+    """A new file in ``folder`` (see `_staging_path`), open for writing."""
+    with _staging_path(folder) as path, open(path, "xb") as handle:
+        yield handle, path
 
 
 def _install(staged: Path, handle: IO[bytes], target: Path) -> None:
@@ -223,14 +229,18 @@ class Repo:
         with ExitStack() as stack:
             staged = []
             for expected_sha256, chunks in contents:
-                handle, path = stack.enter_context(self._staging_file())
-                sha256, _ = _write_hashed(handle, chunks)
+                path = stack.enter_context(_staging_path(self._file("tmp")))
+                with open(path, "xb") as handle:
+                    sha256, _ = _write_hashed(handle, chunks)
+                    handle.flush()
+                    os.fsync(handle.fileno())
                 if sha256 != expected_sha256:
                     raise HubError(400, f"An uploaded file rebuilds to sha256 {sha256}, not {expected_sha256}")
-                staged.append((path, handle, sha256))
-            for path, handle, sha256 in staged:
+                staged.append((path, sha256))
+            for path, sha256 in staged:
                 if not self.has_object(sha256):
-                    _install(path, handle, self.object_path(sha256))
+                    self._file("objects").mkdir(exist_ok=True)
+                    os.replace(path, self.object_path(sha256))
 
     def store_bytes(self, data: bytes) -> str:
         return self.store_chunks([data])

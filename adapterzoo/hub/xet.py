@@ -28,11 +28,13 @@ import struct
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import IO
 
 import lz4.frame
 
+from adapterzoo.hub.commit_body import MAX_LINES
 from adapterzoo.hub.names import HubError
 from adapterzoo.hub.store import Repo, RepoStore
 
@@ -40,6 +42,8 @@ TOKEN_SECONDS = 3600
 MAX_XORB_BYTES = 64 << 20
 MAX_SHARD_BYTES = 64 << 20
 MAX_CHUNK_BYTES = 128 << 10
+MAX_SHARD_FILES = MAX_LINES
+SHARD_BYTES_PER_FILE_LIMIT = 16
 _CHUNK_HEADER = 8
 _RECORD = 48
 _SHARD_TAG = b"HFRepoMetaData\x00UigEj{\x81W\x83\xa5\xbd\xd9\\\xcd\xd1J\xa9"
@@ -125,31 +129,37 @@ def _decode(data: bytes, scheme: int, size: int, what: str) -> bytes:
     return _regroup(data) if scheme == 2 else data
 
 
-def chunks(handle: IO[bytes], start: int = 0, end: int | None = None, what: str = "xorb") -> Iterator[bytes]:
-    """The uncompressed chunks ``start`` to ``end`` (exclusive; all, when None) of a xorb, one at a time."""
+def _chunks(handle: IO[bytes], count: int | None = None, what: str = "xorb") -> Iterator[bytes]:
+    """The next ``count`` uncompressed chunks of a xorb from the handle's position (all that are left, when None)."""
     index = 0
-    while end is None or index < end:
+    while count is None or index < count:
         header = _chunk_header(handle, what)
         if header is None:
-            if end is not None:
-                raise _bad(what, f"it holds {index} chunks, not the {end} a file needs")
+            if count is not None:
+                raise _bad(what, "a file needs more chunks than it holds")
             return
         compressed, scheme, uncompressed = header
-        if index < start:
-            handle.seek(compressed, 1)
-        else:
-            data = handle.read(compressed)
-            if len(data) < compressed:
-                raise _bad(what, "a chunk is cut short")
-            yield _decode(data, scheme, uncompressed, what)
+        data = handle.read(compressed)
+        if len(data) < compressed:
+            raise _bad(what, "a chunk is cut short")
+        yield _decode(data, scheme, uncompressed, what)
         index += 1
 
 
 def check_xorb(handle: IO[bytes]) -> None:
     """Refuse a xorb unless every chunk's header is sound and its data decompresses to the stated size."""
-    count = sum(1 for _ in chunks(handle))
-    if count == 0:
+    if sum(1 for _ in _chunks(handle)) == 0:
         raise _bad("xorb", "it holds no chunks")
+
+
+def chunk_offsets(path: Path) -> tuple[int, ...]:
+    """Where each chunk of a stored (so already checked) xorb starts, read from the chunk headers alone."""
+    offsets = []
+    with open(path, "rb") as handle:
+        while (header := _chunk_header(handle, "xorb")) is not None:
+            offsets.append(handle.tell() - _CHUNK_HEADER)
+            handle.seek(header[0], 1)
+    return tuple(offsets)
 
 
 # shards
@@ -220,25 +230,39 @@ def parse_shard(data: bytes) -> list[XetFile]:
 
 
 def store_shard(shard: bytes, repo: Repo, store: RepoStore, max_file_size: int) -> None:
-    """Rebuild the files a shard describes from the stored xorbs into objects of ``repo``, all or none."""
-    files = parse_shard(shard)
+    """Rebuild the files a shard describes from the stored xorbs into objects of ``repo``, all or none.
+
+    A file may be at most ``max_file_size`` bytes (as a git-LFS upload), and a shard's files 16 times that together:
+    a few bytes of shard can describe gigabytes of output, so the work a shard asks for is bounded up front.
+    """
+    files = [file for file in parse_shard(shard) if not repo.has_object(file.sha256)]
+    if len(files) > MAX_SHARD_FILES:
+        raise HubError(413, f"A shard describes at most {MAX_SHARD_FILES} new files")
+    if sum(file.size for file in files) > SHARD_BYTES_PER_FILE_LIMIT * max_file_size:
+        raise HubError(413, f"A shard's files exceed {SHARD_BYTES_PER_FILE_LIMIT * max_file_size} bytes together")
     for file in files:
         if file.size > max_file_size:
             raise HubError(413, f"A file of {file.size} bytes exceeds this hub's limit of {max_file_size}")
         for segment in file.segments:
             if not store.xorb_path(segment.xorb).is_file():
                 raise HubError(400, f"Xorb {segment.xorb} was never uploaded to this hub")
-    repo.store_objects(
-        (file.sha256, file_contents(file, store.xorb_path)) for file in files if not repo.has_object(file.sha256)
-    )
+    offsets = lru_cache(maxsize=64)(lambda xorb: chunk_offsets(store.xorb_path(xorb)))
+    repo.store_objects((file.sha256, file_contents(file, store.xorb_path, offsets)) for file in files)
 
 
-def file_contents(file: XetFile, xorb_path: Callable[[str], Path]) -> Iterator[bytes]:
-    """The bytes of ``file``, rebuilt chunk by chunk from its segments' xorbs (``xorb_path`` finds a stored xorb)."""
+def file_contents(
+    file: XetFile, xorb_path: Callable[[str], Path], offsets: Callable[[str], tuple[int, ...]]
+) -> Iterator[bytes]:
+    """The bytes of ``file``, rebuilt chunk by chunk from its segments' xorbs (found by ``xorb_path``; ``offsets``
+    gives where each of a xorb's chunks starts)."""
     for segment in file.segments:
+        starts, what = offsets(segment.xorb), f"xorb {segment.xorb}"
+        if segment.end > len(starts):
+            raise _bad(what, f"it holds {len(starts)} chunks, not the {segment.end} a file needs")
         produced = 0
         with open(xorb_path(segment.xorb), "rb") as handle:
-            for chunk in chunks(handle, segment.start, segment.end, f"xorb {segment.xorb}"):
+            handle.seek(starts[segment.start])
+            for chunk in _chunks(handle, segment.end - segment.start, what):
                 produced += len(chunk)
                 yield chunk
         if produced != segment.size:
