@@ -22,7 +22,8 @@ DEFAULT_LFS_PATTERNS = (
 
 def lfs_patterns(gitattributes: str) -> list[str]:
     """The patterns of a ``.gitattributes`` text whose files go through LFS (``filter=lfs``)."""
-    return [line.split()[0] for line in gitattributes.splitlines() if "filter=lfs" in line.split()[1:]]
+    lines = [line.split() for line in gitattributes.splitlines() if not line.startswith("#")]
+    return [words[0] for words in lines if "filter=lfs" in words[1:]]
 
 
 def _matches(path: str, pattern: str) -> bool:

@@ -122,8 +122,8 @@ def _decode(data: bytes, scheme: int, size: int, what: str) -> bytes:
             data = decompressor.decompress(data, max_length=size + 1)
         except RuntimeError as exc:
             raise _bad(what, f"a chunk is not valid LZ4 ({exc})") from None
-        if not decompressor.eof:
-            raise _bad(what, f"a chunk decompresses to more or less than its {size} bytes")
+        if not decompressor.eof or decompressor.unused_data:
+            raise _bad(what, f"a chunk is not one LZ4 frame of {size} bytes")
     if len(data) != size:
         raise _bad(what, f"a chunk holds {len(data)} bytes, not the {size} its header says")
     return _regroup(data) if scheme == 2 else data
