@@ -43,7 +43,7 @@ MAX_XORB_BYTES = 64 << 20
 MAX_SHARD_BYTES = 64 << 20
 MAX_CHUNK_BYTES = 128 << 10
 MAX_SHARD_FILES = MAX_LINES
-SHARD_BYTES_PER_FILE_LIMIT = 16
+SHARD_OUTPUT_FACTOR = 16
 _CHUNK_HEADER = 8
 _RECORD = 48
 _SHARD_TAG = b"HFRepoMetaData\x00UigEj{\x81W\x83\xa5\xbd\xd9\\\xcd\xd1J\xa9"
@@ -235,11 +235,11 @@ def store_shard(shard: bytes, repo: Repo, store: RepoStore, max_file_size: int) 
     A file may be at most ``max_file_size`` bytes (as a git-LFS upload), and a shard's files 16 times that together:
     a few bytes of shard can describe gigabytes of output, so the work a shard asks for is bounded up front.
     """
-    files = [file for file in parse_shard(shard) if not repo.has_object(file.sha256)]
+    files = [file for file in {f.sha256: f for f in parse_shard(shard)}.values() if not repo.has_object(file.sha256)]
     if len(files) > MAX_SHARD_FILES:
         raise HubError(413, f"A shard describes at most {MAX_SHARD_FILES} new files")
-    if sum(file.size for file in files) > SHARD_BYTES_PER_FILE_LIMIT * max_file_size:
-        raise HubError(413, f"A shard's files exceed {SHARD_BYTES_PER_FILE_LIMIT * max_file_size} bytes together")
+    if sum(file.size for file in files) > SHARD_OUTPUT_FACTOR * max_file_size:
+        raise HubError(413, f"A shard's files exceed {SHARD_OUTPUT_FACTOR * max_file_size} bytes together")
     for file in files:
         if file.size > max_file_size:
             raise HubError(413, f"A file of {file.size} bytes exceeds this hub's limit of {max_file_size}")
