@@ -359,9 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--lfs-threshold",
         type=_size,
-        default=None,
-        help="upload files at least this large (e.g. 10MB) through git-LFS; clients then need HF_HUB_DISABLE_XET=1 "
-        "(default: every file travels in the commit itself)",
+        default="10MiB",
+        help="files at least this large go through Xet (or git-LFS) even when they are text; binary files and those "
+        "matching the LFS patterns of .gitattributes always do (default: 10MiB, as on the Hub)",
     )
     serve.add_argument(
         "--max-body-size",

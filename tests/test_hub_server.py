@@ -270,15 +270,16 @@ def test_downloads_resume_from_a_byte_range(hub: EmbeddedHub, api: HfApi, raw_re
     assert (status, body, headers["Content-Range"]) == (206, b"456789", "bytes 4-9/10")
 
 
-def test_a_client_trying_xet_gets_not_implemented(tmp_path: Path, run_python) -> None:
+def test_text_files_past_the_lfs_threshold_go_through_xet(tmp_path: Path) -> None:
     with EmbeddedHub(tmp_path / "hub", lfs_threshold=1000) as hub:
-        HfApi(endpoint=hub.url).create_repo("lab/xet")
-        script = """
-            from huggingface_hub import HfApi
-            HfApi().upload_file(path_or_fileobj=b"x" * 5000, path_in_repo="big", repo_id="lab/xet")
-        """
-        with pytest.raises(AssertionError, match="501 Not Implemented.*xet-write-token"):
-            run_python(script, env={"HF_ENDPOINT": hub.url})
+        api = HfApi(endpoint=hub.url)
+        api.create_repo("lab/xet")
+        api.upload_file(path_or_fileobj=b"x" * 5000, path_in_repo="big.txt", repo_id="lab/xet")
+        api.upload_file(path_or_fileobj=b"x" * 500, path_in_repo="small.txt", repo_id="lab/xet")
+        files = {f.path: f for f in api.list_repo_tree("lab/xet")}
+        assert files["big.txt"].lfs is not None and files["small.txt"].lfs is None
+        assert any((tmp_path / "hub" / "xet" / "xorbs").iterdir())
+        assert download(hub, "lab/xet", "big.txt", tmp_path) == b"x" * 5000
 
 
 def test_paths_info_last_commits_and_copies(api: HfApi, hub: EmbeddedHub, tmp_path: Path) -> None:

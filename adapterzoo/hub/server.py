@@ -1,20 +1,23 @@
 """An embedded server that speaks the Hugging Face Hub's HTTP API to the real ``huggingface_hub`` client.
 
-It serves what ``huggingface_hub`` and transformers use to create repos, commit files (regular uploads in the commit
-body, or git-LFS uploads), download files and snapshots, read repo info, trees, refs and history, and create
-branches and tags; and to list and search repos (`adapterzoo.hub.listing`), delete, move, duplicate them, change
+It serves what ``huggingface_hub``, transformers and datasets use to create repos, commit files (regular uploads in
+the commit body, Xet or git-LFS uploads), download files and snapshots, read repo info, trees, refs and history, and
+create branches and tags; and to list and search repos (`adapterzoo.hub.listing`), delete, move, duplicate them, change
 their visibility and squash a branch's history. Repositories live on disk in a `RepoStore`.
 
 Start it with ``adapterzoo hub serve --root DIR --port N`` or, in process, ``with EmbeddedHub(root) as hub:``, and point
 clients at it with ``HF_ENDPOINT=hub.url`` (set before ``huggingface_hub`` is imported) or `EmbeddedHub.activate`.
 
-Large files: the server answers "regular" for every file unless ``lfs_threshold`` is set; files at least that large
-then go through git-LFS. ``huggingface_hub`` uploads LFS files through Xet whenever ``hf_xet`` is installed, which
-this server does not speak, so clients of an LFS-enabled server must set ``HF_HUB_DISABLE_XET=1``.
+Large and binary files: the preupload route answers "lfs" by the Hub's rule (`upload_modes`: binary, at least
+``lfs_threshold`` bytes, 10 MiB by default, or matching an LFS pattern of ``.gitattributes``). ``huggingface_hub``
+then uploads them through Xet when ``hf_xet`` is installed (the default), which this server speaks for uploads
+(`xet`: a write token, then xorbs and shards on ``/xet/<store id>/v1/...``, each file rebuilt into an ordinary object),
+or else through git-LFS (``HF_HUB_DISABLE_XET=1``). Downloads are plain HTTP either way.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -23,6 +26,7 @@ import re
 import secrets
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,14 +39,16 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import yaml
 
+from adapterzoo.hub import xet
 from adapterzoo.hub.commit_body import read_commit_lines
 from adapterzoo.hub.connections import BoundedHTTPServer
-from adapterzoo.hub.descriptions import describe, safe_yaml
+from adapterzoo.hub.descriptions import MAX_CARD_BYTES, describe, safe_yaml
 from adapterzoo.hub.listing import list_page, next_page_url, parse_query
 from adapterzoo.hub.names import HubError, check_oid, check_path, check_ref_name, check_repo_id, is_commit_id
 from adapterzoo.hub.request_body import MAX_JSON_BYTES, RequestBody, field, json_object
 from adapterzoo.hub.store import DEFAULT_BRANCH, REPO_TYPES, Operation, Repo, RepoStore
 from adapterzoo.hub.tree_entries import add_last_commits, file_entry, folder_entry, is_folder
+from adapterzoo.hub.upload_modes import DEFAULT_THRESHOLD, lfs_patterns, upload_mode
 
 API_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 URL_PREFIXES = {"model": "", "dataset": "datasets/", "space": "spaces/"}
@@ -62,7 +68,7 @@ class HubSettings:
     root: Path
     token: str | None = None
     user: str = "local"
-    lfs_threshold: int | None = None
+    lfs_threshold: int = DEFAULT_THRESHOLD
     verbose: bool = False
     max_body_size: int = 1 << 30
     timeout: float = 60.0
@@ -225,6 +231,8 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             return self.resolve_file(repo_type, f"{s[0]}/{s[1]}", s[3], "/".join(s[4:]))
         if len(s) == 6 and s[1].endswith(".git") and s[2:] == ["info", "lfs", "objects", "batch"]:
             return self.lfs_batch(repo_type, f"{s[0]}/{s[1][:-4]}")
+        if s[:1] == ["xet"] and len(s) >= 4 and s[2] == "v1" and repo_type == "model":
+            return self.xet_cas(s[1], s[3:])
         raise HubError(404, f"No route for {method} {self.path}")
 
     def repo_api(self, repo_type: str, repo_id: str, rest: list[str]) -> None:
@@ -254,8 +262,8 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             return self.branch(repo_type, repo_id, "/".join(rest[1:]))
         if action == "tag" and method in ("POST", "DELETE"):
             return self.tag(repo_type, repo_id, "/".join(rest[1:]))
-        if action.startswith("xet-"):
-            raise HubError(501, "This hub does not speak Xet: set HF_HUB_DISABLE_XET=1 to upload large files via LFS")
+        if action == "xet-write-token" and method == "GET":
+            return self.xet_write_token(repo_type, repo_id)
         if action == "discussions" and method == "POST" and len(rest) == 1:
             return self.open_pull_request(repo_type, repo_id)
         if action == "discussions" and method == "GET" and len(rest) == 2 and re.fullmatch("[0-9]{1,9}", rest[1]):
@@ -440,17 +448,21 @@ class HubRequestHandler(BaseHTTPRequestHandler):
     def preupload(self, repo_type: str, repo_id: str, revision: str) -> None:
         repo = self.repo(repo_type, repo_id, write=True)
         tree = repo.read_commit(repo.resolve(revision)).tree
-        threshold = self.settings.lfs_threshold
+        attributes = tree.get(".gitattributes")
+        patterns = []
+        if attributes is not None and attributes.size <= MAX_CARD_BYTES:
+            patterns = lfs_patterns(repo.object_path(attributes.sha256).read_text(errors="replace"))
         files = []
         for item in field(self.read_json(), "files", list, []):
             where = "Each item of 'files'"
             item = json_object(item, where)
             path = check_path(field(item, "path", str, where=where))
             size = field(item, "size", int, 0, where=where)
-            lfs = threshold is not None and size >= threshold
+            sample = _base64(field(item, "sample", str, "", where=where), "'sample'")
+            mode = upload_mode(path, size, sample, self.settings.lfs_threshold, patterns)
             existing = tree.get(path)
             oid = None if existing is None else (existing.sha256 if existing.lfs else existing.oid)
-            files.append({"path": path, "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False, "oid": oid})
+            files.append({"path": path, "uploadMode": mode, "shouldIgnore": False, "oid": oid})
         self.send_json({"files": files})
 
     def commit(self, repo_type: str, repo_id: str, revision: str) -> None:
@@ -593,6 +605,40 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             raise HubError(404, f"Object {sha256} was not uploaded")
         self.send_json({"success": True})
 
+    # Xet (uploads; see `adapterzoo.hub.xet`)
+    def xet_write_token(self, repo_type: str, repo_id: str) -> None:
+        self.repo(repo_type, repo_id, write=True)
+        expires = int(time.time()) + xet.TOKEN_SECONDS
+        token = xet.write_token(self.secret, repo_type, repo_id, expires)
+        self.send_json({"accessToken": token, "exp": expires, "casUrl": f"{self.base_url}/xet/{self.store.xet_id}"})
+
+    def xet_cas(self, store_id: str, rest: list[str]) -> None:
+        if store_id != self.store.xet_id:
+            raise HubError(404, "This Xet endpoint belongs to another store: clients get the current one with a token")
+        repo_type, repo_id = xet.check_token(self.secret, self.headers.get("Authorization", ""))
+        repo = self.store.get(repo_type, repo_id)
+        if self.command == "GET" and len(rest) == 3 and rest[0] == "chunks":
+            raise HubError(404, f"No deduplication information for chunk {check_oid(rest[2])}")
+        if self.command == "POST" and len(rest) == 3 and rest[0] == "xorbs":
+            inserted = self.store.store_xorb(check_oid(rest[2]), self._body_pieces(xet.MAX_XORB_BYTES), xet.check_xorb)
+            return self.send_json({"was_inserted": inserted})
+        if self.command == "POST" and rest == ["shards"]:
+            shard = b"".join(self._body_pieces(xet.MAX_SHARD_BYTES))
+            xet.store_shard(shard, repo, self.store, self.settings.max_body_size)
+            return self.send_json({"result": 1})
+        raise HubError(404, f"No route for {self.command} {self.path}")
+
+    def _body_pieces(self, limit: int) -> Iterator[bytes]:
+        """The request body in pieces as it arrives, refused (413) past ``limit`` bytes."""
+        if not self.body.chunked and self.body.remaining > limit:
+            raise HubError(413, f"This body is limited to {limit} bytes")
+        received = 0
+        while piece := self.body.read(1 << 20):
+            received += len(piece)
+            if received > limit:
+                raise HubError(413, f"This body is limited to {limit} bytes")
+            yield piece
+
 
 def _operation(key: Any, value: dict | None, content_sha256: str | None) -> Operation:
     """One commit line after the header, as a store `Operation`, with every field checked."""
@@ -631,6 +677,13 @@ def _private_setting(payload: dict, repo_type: str) -> bool | None:
     if visibility not in (None, "public", "private"):
         raise HubError(400, f"Invalid visibility {visibility!r} for a {repo_type}: expected 'public' or 'private'")
     return visibility == "private" if visibility is not None else field(payload, "private", bool, None)
+
+
+def _base64(text: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except ValueError as exc:
+        raise HubError(400, f"{what} is not valid base64: {exc}") from None
 
 
 def _byte_range(header: str | None, size: int) -> tuple[int, int]:
@@ -688,7 +741,7 @@ class EmbeddedHub:
         port: int = 0,
         token: str | None = None,
         user: str = "local",
-        lfs_threshold: int | None = None,
+        lfs_threshold: int = DEFAULT_THRESHOLD,
         **limits: Any,
     ):
         """``limits`` are `HubSettings`' ``max_body_size``, ``timeout`` and ``max_connections``."""
@@ -727,24 +780,38 @@ class EmbeddedHub:
 
 @contextmanager
 def use_endpoint(url: str) -> Iterator[None]:
-    """Point ``huggingface_hub`` and transformers at ``url`` in this process, as ``HF_ENDPOINT`` would at import time.
+    """Point ``huggingface_hub``, transformers and datasets at ``url`` in this process, as ``HF_ENDPOINT`` would at
+    import time.
 
-    ``huggingface_hub`` reads ``HF_ENDPOINT`` once, into a constant, a URL template and its default ``HfApi``, and
-    transformers keeps a shared ``HfApi`` made on first use: all are switched here, and restored afterwards.
+    ``huggingface_hub`` reads ``HF_ENDPOINT`` once, into a constant, a URL template and its default ``HfApi``,
+    transformers keeps a shared ``HfApi`` made on first use, and datasets copies ``HF_ENDPOINT`` into its own config:
+    all are switched here (datasets also when imported inside the block, through the variable), and restored after.
     """
     from huggingface_hub import constants, hf_api
     from transformers.utils import hub as transformers_hub
 
     saved = constants.ENDPOINT, constants.HUGGINGFACE_CO_URL_TEMPLATE, hf_api.api.endpoint
-    constants.ENDPOINT = url
+    saved_variable = os.environ.get("HF_ENDPOINT")
+    datasets_config = sys.modules.get("datasets.config")
+    saved_datasets = datasets_config and (datasets_config.HF_ENDPOINT, datasets_config.HUB_DATASETS_URL)
+    constants.ENDPOINT = os.environ["HF_ENDPOINT"] = url
     constants.HUGGINGFACE_CO_URL_TEMPLATE = url + "/{repo_id}/resolve/{revision}/{filename}"
     hf_api.api.endpoint = url
     transformers_hub._hf_api = None
+    if datasets_config:
+        datasets_config.HF_ENDPOINT = url
+        datasets_config.HUB_DATASETS_URL = url + "/datasets/{repo_id}/resolve/{revision}/{path}"
     try:
         yield
     finally:
         constants.ENDPOINT, constants.HUGGINGFACE_CO_URL_TEMPLATE, hf_api.api.endpoint = saved
         transformers_hub._hf_api = None
+        if datasets_config:
+            datasets_config.HF_ENDPOINT, datasets_config.HUB_DATASETS_URL = saved_datasets
+        if saved_variable is None:
+            os.environ.pop("HF_ENDPOINT", None)
+        else:
+            os.environ["HF_ENDPOINT"] = saved_variable
 
 
 def serve(settings: HubSettings, host: str, port: int, announce: Callable[[str], None] = print) -> None:

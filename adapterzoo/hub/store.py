@@ -10,6 +10,10 @@ Layout of one repository (``ROOT/<type>s/<namespace>/<name>/``)::
     tmp/<pid>-<random>          files being written, renamed into place when complete
     lock                        held while a commit or a ref changes
 
+Xorbs uploaded through Xet are shared by all repositories, as on the Hub (a client skips uploading chunks it
+already sent to this endpoint, whichever repo they went to): ``ROOT/xet/xorbs/<hash>``, with ``ROOT/xet/id`` naming
+this store in the CAS URL (so a client's Xet cache never mixes two stores), and ``ROOT/xet/tmp/`` for uploads.
+
 A commit's objects and its record are written first; the ref moves last, in one atomic rename, under the repo lock.
 A push that dies half-way (client or server) therefore leaves the branch at its previous commit, and concurrent
 pushes to one branch land one after the other, each on top of the previous one. Files being written live in
@@ -36,8 +40,8 @@ import os
 import secrets
 import shutil
 import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -108,6 +112,49 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+@contextmanager
+def _staging_path(folder: Path) -> Iterator[Path]:
+    """A new path in ``folder`` named after this process; its file is removed on exit unless moved into place."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{os.getpid()}-{secrets.token_hex(8)}"
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+@contextmanager
+def _staging_file(folder: Path) -> Iterator[tuple[IO[bytes], Path]]:
+    """A new file in ``folder`` (see `_staging_path`), open for writing."""
+    with _staging_path(folder) as path, open(path, "xb") as handle:
+        yield handle, path
+
+
+def _install(staged: Path, handle: IO[bytes], target: Path) -> None:
+    handle.flush()
+    os.fsync(handle.fileno())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(staged, target)
+
+
+def _remove_dead_writers(folder: Path) -> None:
+    """Delete the files in a ``tmp/`` folder whose writers are no longer running."""
+    for path in folder.iterdir() if folder.is_dir() else ():
+        pid = path.name.split("-", 1)[0]
+        if not (pid.isdigit() and process_alive(int(pid))):
+            path.unlink(missing_ok=True)
+
+
+def _write_hashed(handle: IO[bytes], chunks: Iterable[bytes]) -> tuple[str, int]:
+    """Write ``chunks`` to ``handle``; their sha256 and total size."""
+    digest, size = hashlib.sha256(), 0
+    for chunk in chunks:
+        digest.update(chunk)
+        handle.write(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
+
+
 class Repo:
     """One repository on disk."""
 
@@ -173,22 +220,16 @@ class Repo:
     # files written whole or not at all
     @contextmanager
     def _staging_file(self) -> Iterator[tuple[IO[bytes], Path]]:
-        """A new file in ``tmp/`` named after this process; removed on exit unless it was moved into place."""
+        """A new file in this repo's ``tmp/`` (see `_staging_file`), which is never created once the repo is gone."""
         folder = self._file("tmp")
         self._make_folder(folder)
-        path = folder / f"{os.getpid()}-{secrets.token_hex(8)}"
-        try:
-            with open(path, "xb") as handle:
-                yield handle, path
-        finally:
-            path.unlink(missing_ok=True)
+        with _staging_file(folder) as staged:
+            yield staged
 
     def _install(self, staged: Path, handle: IO[bytes], target: Path) -> None:
-        handle.flush()
-        os.fsync(handle.fileno())
         self._make_folder(target.parent)
         try:
-            os.replace(staged, target)
+            _install(staged, handle, target)
         except FileNotFoundError:
             raise self.not_found() from None  # the repo was deleted or moved under this writer
 
@@ -211,11 +252,7 @@ class Repo:
     def remove_debris(self) -> None:
         """Delete files that writers which are no longer running left in ``tmp/`` (and, from older versions of this
         server, ``.tmp-*`` / ``.upload-*`` files beside refs, objects and records)."""
-        folder = self._file("tmp")
-        for path in folder.iterdir() if folder.is_dir() else ():
-            pid = path.name.split("-", 1)[0]
-            if not (pid.isdigit() and process_alive(int(pid))):
-                path.unlink(missing_ok=True)
+        _remove_dead_writers(self._file("tmp"))
         for section in ("refs", "objects", "commits", "discussions"):
             base = self._file(section)
             for path in base.rglob(".*") if base.is_dir() else ():
@@ -236,18 +273,33 @@ class Repo:
 
         With ``expected_sha256`` / ``expected_size`` (an LFS upload), content that differs is refused and not kept.
         """
-        digest, size = hashlib.sha256(), 0
         with self._staging_file() as (handle, staged):
-            for chunk in chunks:
-                digest.update(chunk)
-                handle.write(chunk)
-                size += len(chunk)
-            sha256 = digest.hexdigest()
+            sha256, size = _write_hashed(handle, chunks)
             if (expected_size is not None and size != expected_size) or expected_sha256 not in (None, sha256):
                 raise HubError(400, f"Upload of {expected_sha256} is incomplete or does not match its sha256")
             if not self.has_object(sha256):
                 self._install(staged, handle, self.object_path(sha256))
         return sha256
+
+    def store_objects(self, contents: Iterable[tuple[str, Iterable[bytes]]]) -> None:
+        """Store each ``(sha256, chunks)`` as an object, all or none: every one is written and checked against its
+        sha256 before any is moved into place (the files of one Xet shard)."""
+        self._make_folder(self._file("tmp"))
+        with ExitStack() as stack:
+            staged = []
+            for expected_sha256, chunks in contents:
+                path = stack.enter_context(_staging_path(self._file("tmp")))
+                with open(path, "xb") as handle:
+                    sha256, _ = _write_hashed(handle, chunks)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                if sha256 != expected_sha256:
+                    raise HubError(400, f"An uploaded file rebuilds to sha256 {sha256}, not {expected_sha256}")
+                staged.append((path, sha256))
+            for path, sha256 in staged:
+                if not self.has_object(sha256):
+                    self._make_folder(self._file("objects"))
+                    os.replace(path, self.object_path(sha256))
 
     def store_bytes(self, data: bytes) -> str:
         return self.store_chunks([data])
@@ -515,6 +567,32 @@ class RepoStore:
                 shutil.rmtree(path, ignore_errors=True)
         for repo in self.all_repos():
             repo.remove_debris()
+        _remove_dead_writers(self.root / "xet" / "tmp")
+        id_file = self.root / "xet" / "id"
+        if not id_file.is_file():
+            with _staging_file(self.root / "xet" / "tmp") as (handle, staged):
+                handle.write(secrets.token_hex(8).encode())
+                handle.flush()
+                with suppress(FileExistsError):  # another server on this root named it first
+                    os.link(staged, id_file)
+        self.xet_id = id_file.read_text().strip()
+
+    def xorb_path(self, xorb_hash: str) -> Path:
+        return self.root / "xet" / "xorbs" / check_oid(xorb_hash)
+
+    def store_xorb(self, xorb_hash: str, chunks: Iterable[bytes], check: Callable[[IO[bytes]], None]) -> bool:
+        """Store an uploaded xorb under its hash once ``check`` accepted it (reading the staged copy); False, and
+        nothing written, when a xorb of that hash is already stored."""
+        target = self.xorb_path(xorb_hash)
+        with _staging_file(self.root / "xet" / "tmp") as (handle, staged):
+            _write_hashed(handle, chunks)
+            handle.flush()
+            with open(staged, "rb") as reader:
+                check(reader)
+            if target.is_file():
+                return False
+            _install(staged, handle, target)
+        return True
 
     def _repo_path(self, repo_type: str, repo_id: str) -> Path:
         if repo_type not in REPO_TYPES:
