@@ -98,9 +98,7 @@ class Discussions:
         answer = self._summary(number, record)
         events = [_event_json(event) for event in record["events"]]
         if record["isPullRequest"]:
-            commits = self._commits(number, record)
-            opening, rest = events[:1], events[1:]
-            events = opening + sorted(rest + [_commit_json(c) for c in commits], key=lambda e: e["createdAt"])
+            events = self._with_commits(number, record)
             answer["changes"] = {"base": record["base"]}
             if record.get("mergeCommitId"):
                 answer["changes"]["mergeCommitId"] = record["mergeCommitId"]
@@ -113,10 +111,16 @@ class Discussions:
     # changing
     @contextmanager
     def _changing(self, number: int) -> Iterator[dict]:
-        """Record ``number``, written back whole when the block ends without an error, all under the repo lock."""
+        """Record ``number``, written back whole when the block ends without an error, all under the repo lock.
+        The events added in the block are stamped with the pull request's head."""
         with self.repo.locked():
             record = self.get(number)
+            known = len(record["events"])
             yield record
+            if record["isPullRequest"]:
+                head = self.repo.read_ref(f"refs/pr/{number}")
+                for event in record["events"][known:]:
+                    event["head"] = head
             self.repo.write_discussion(number, record)
 
     def open(self, title: str, description: str, author: str, *, pull_request: bool) -> int:
@@ -222,6 +226,21 @@ class Discussions:
             commits.append(commit)
         return commits[::-1]
 
+    def _with_commits(self, number: int, record: dict) -> list[dict[str, Any]]:
+        """The events of a pull request with its commits among them: each event after the commits its ``head`` (the
+        pull request's head when it happened) holds; by date for events recorded without one."""
+        pending = self._commits(number, record)
+        order = {commit.id: i for i, commit in enumerate(pending)}
+        events = [_event_json(record["events"][0])]
+        for event in record["events"][1:]:
+            seen = order.get(event.get("head"), -1)
+            while pending and (
+                order[pending[0].id] <= seen or ("head" not in event and pending[0].date <= event["date"])
+            ):
+                events.append(_commit_json(pending.pop(0)))
+            events.append(_event_json(event))
+        return events + [_commit_json(commit) for commit in pending]
+
     def _conflicts(self, number: int, record: dict) -> list[str]:
         base_head, head = self.repo.read_ref(record["base"]), self.repo.read_ref(f"refs/pr/{number}")
         if record["status"] != "open" or not (base_head and head and record["from"]):
@@ -271,7 +290,7 @@ def _comment(event_id: str, author: str, date: str, content: str) -> dict[str, A
 
 
 def _event_json(event: dict) -> dict[str, Any]:
-    """A stored event as the Hub sends it."""
+    """A stored event as the Hub sends it (a comment's ``history`` is its earlier versions, newest first)."""
     answer = {"id": event["id"], "type": event["type"], "createdAt": event["date"], "author": {"name": event["author"]}}
     if event["type"] == "comment":
         history = [
@@ -284,7 +303,7 @@ def _event_json(event: dict) -> dict[str, Any]:
             "latest": history[0],
             "numEdits": len(history) - 1,
             "editors": sorted({v["author"] for v in event["history"]}),
-            "history": history,
+            "history": history[1:],
         }
     elif event["type"] == "status-change":
         answer["data"] = {"status": event["status"]}

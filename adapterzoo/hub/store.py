@@ -392,12 +392,13 @@ class Repo:
         paths ``head`` also changed since then, differently."""
         old, new, tree = self.read_commit(since).tree, self.read_commit(source).tree, dict(self.read_commit(head).tree)
         theirs, ours = changed_paths(old, tree), changed_paths(old, new)
+        conflicts = sorted(path for path in ours & theirs if new.get(path) != tree.get(path))
         for path in ours:
             if path in new:
                 tree[path] = new[path]
             else:
                 tree.pop(path, None)
-        return tree, sorted(path for path in ours & theirs if new.get(path) != tree.get(path))
+        return tree, conflicts
 
     def merge(self, source: str, since: str, target: str, *, title: str, message: str, author: str) -> str:
         """Commit on the ``target`` ref what commit ``source`` changed since commit ``since`` (the caller holds
