@@ -178,6 +178,14 @@ def test_a_pull_request_applies_onto_a_moved_base_unless_a_path_changed_on_both_
     api.merge_pull_request("lab/moved", clash.pr_num)
     assert files(api, "lab/moved", tmp_path) == {"w": b"new on main", "x": b"x from the pr", "y": b"y on main"}
 
+    api.create_branch("lab/moved", branch="dev")
+    on_dev = api.upload_file(
+        path_or_fileobj=b"v", path_in_repo="v", repo_id="lab/moved", revision="dev", create_pr=True
+    )
+    assert api.get_discussion_details("lab/moved", on_dev.pr_num).target_branch == "refs/heads/dev"
+    api.merge_pull_request("lab/moved", on_dev.pr_num)
+    assert "v" in api.list_repo_files("lab/moved", revision="dev") and "v" not in api.list_repo_files("lab/moved")
+
 
 def test_records_of_the_previous_server_keep_loading(api: HfApi, hub: EmbeddedHub, tmp_path: Path) -> None:
     api.create_repo("lab/old")

@@ -65,7 +65,14 @@ ROUTES = [
     ("POST", "/api/{kind}/{repo}/tag/{name}"),
     ("DELETE", "/api/{kind}/{repo}/tag/{name}"),
     ("POST", "/api/{kind}/{repo}/discussions"),
+    ("GET", "/api/{kind}/{repo}/discussions"),
     ("GET", "/api/{kind}/{repo}/discussions/{name}"),
+    ("POST", "/api/{kind}/{repo}/discussions/{name}/{path}"),
+    ("POST", "/api/{kind}/{repo}/discussions/1/comment"),
+    ("POST", "/api/{kind}/{repo}/discussions/1/comment/{name}/edit"),
+    ("POST", "/api/{kind}/{repo}/discussions/1/title"),
+    ("POST", "/api/{kind}/{repo}/discussions/1/status"),
+    ("POST", "/api/{kind}/{repo}/discussions/1/merge"),
     ("GET", "/{prefix}{repo}/resolve/{name}/{path}"),
     ("HEAD", "/{prefix}{repo}/resolve/{name}/{path}"),
     ("POST", "/{prefix}{repo}.git/info/lfs/objects/batch"),
@@ -99,6 +106,10 @@ FIELDS = [
     "pullRequest",
     "title",
     "type",
+    "description",
+    "comment",
+    "content",
+    "status",
 ]
 objects = st.dictionaries(st.sampled_from(FIELDS), st.one_of(json_values, st.just("b2s=")), max_size=5)
 commit_lines = st.fixed_dictionaries(
@@ -167,6 +178,7 @@ def test_no_route_can_be_made_to_fail_escape_or_move_a_ref(tmp_path: Path) -> No
             api.create_repo(repo)
             api.upload_file(path_or_fileobj=b"content", path_in_repo="f.txt", repo_id=repo)
         api.create_tag("lab/target", tag="v1")
+        api.upload_file(path_or_fileobj=b"proposed", path_in_repo="f.txt", repo_id="lab/target", create_pr=True)
         tag = refs(api, "lab/target")["refs/tags/v1"]
         victim = refs(api, "lab/victim")
         outside = snapshot(tmp_path, root)

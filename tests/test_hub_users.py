@@ -97,7 +97,8 @@ def test_outsiders_propose_pull_requests_and_members_merge_them(users_hub: Embed
     refused(
         lambda: bo.upload_file(path_or_fileobj=b"b", path_in_repo="b", repo_id="lab/open", revision="refs/pr/1"), 403
     )
-    bo.comment_discussion("lab/open", 1, "Looks good to me.")
+    remark = bo.comment_discussion("lab/open", 1, "Looks good to me.")
+    refused(lambda: cy.edit_discussion_comment("lab/open", 1, remark.id, "Looks bad."), 403, "Only the author")
     refused(lambda: bo.rename_discussion("lab/open", 1, "Renamed by bo"), 403)
     refused(lambda: bo.merge_pull_request("lab/open", 1), 403)
     refused(lambda: cy.merge_pull_request("lab/open", 1), 403)
