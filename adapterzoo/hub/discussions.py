@@ -32,7 +32,7 @@ MAX_COMMENT = 65536
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def check_title(title: str) -> str:
+def _title(title: str) -> str:
     """A discussion title: stripped, 1 to 200 characters, on one line."""
     title = title.strip()
     if not title or len(title) > MAX_TITLE or _CONTROL.search(title):
@@ -40,7 +40,7 @@ def check_title(title: str) -> str:
     return title
 
 
-def check_comment(content: str) -> str:
+def _comment_text(content: str) -> str:
     """A comment's markdown: not blank, at most 64 KiB characters."""
     if not content.strip() or len(content) > MAX_COMMENT:
         raise HubError(400, f"A comment is 1 to {MAX_COMMENT} characters, not blank")
@@ -61,7 +61,7 @@ class Discussions:
             raise HubError(404, f"Discussion {number} does not exist in {self.repo.id}")
         if "events" not in record:
             opening = hashlib.sha1(f"{number}:{record['date']}".encode()).hexdigest()[:24]
-            record["events"] = [_comment(opening, record["author"], record["date"], record["description"])]
+            record["events"] = [_comment(record["author"], record["description"], record["date"], opening)]
         record.setdefault("isPullRequest", True)
         record.setdefault("status", "open")
         if record["isPullRequest"] and not record.get("from"):
@@ -125,6 +125,7 @@ class Discussions:
 
     def open(self, title: str, description: str, author: str, *, pull_request: bool) -> int:
         """Open a discussion, or a pull request into main; returns its number."""
+        title = _title(title)
         with self.repo.locked():
             return self.add(title, description, author, base=f"refs/heads/{DEFAULT_BRANCH}" if pull_request else None)
 
@@ -139,7 +140,7 @@ class Discussions:
             "date": date,
             "isPullRequest": base is not None,
             "status": "open",
-            "events": [_comment(secrets.token_hex(12), author, date, description)],
+            "events": [_comment(author, description, date)],
         }
         if base is not None:
             record.update(base=base, **{"from": self.repo.start_pull_request(number, base)})
@@ -148,7 +149,7 @@ class Discussions:
 
     def comment(self, number: int, author: str, content: str) -> dict[str, Any]:
         with self._changing(number) as record:
-            event = _comment(secrets.token_hex(12), author, _now(), check_comment(content))
+            event = _comment(author, _comment_text(content))
             record["events"].append(event)
         return _event_json(event)
 
@@ -160,14 +161,14 @@ class Discussions:
                 raise HubError(404, f"Comment {comment_id[:40]!r} does not exist in discussion {number}")
             if event["author"] != author:
                 raise HubError(403, "Only the author of a comment can edit it")
-            event["history"].append({"content": check_comment(content), "author": author, "date": _now()})
+            event["history"].append({"content": _comment_text(content), "author": author, "date": _now()})
             if event is record["events"][0]:
                 record["description"] = content
         return _event_json(event)
 
     def rename(self, number: int, author: str, title: str) -> dict[str, Any]:
         with self._changing(number) as record:
-            event = _event("title-change", author, **{"from": record["title"], "to": check_title(title)})
+            event = _event("title-change", author, **{"from": record["title"], "to": _title(title)})
             record["title"] = event["to"]
             record["events"].append(event)
         return _event_json(event)
@@ -182,7 +183,7 @@ class Discussions:
             if record["status"] == status:
                 raise HubError(409, f"Discussion {number} is already {status}")
             if comment:
-                record["events"].append(_comment(secrets.token_hex(12), author, _now(), check_comment(comment)))
+                record["events"].append(_comment(author, _comment_text(comment)))
             event = _event("status-change", author, status=status)
             record["status"] = status
             record["events"].append(event)
@@ -195,11 +196,13 @@ class Discussions:
                 raise HubError(400, f"Discussion {number} is not a pull request: there is nothing to merge")
             if record["status"] != "open":
                 raise HubError(409, f"Pull request {number} is {record['status']}: only an open one can be merged")
+            if not record["from"]:
+                raise HubError(409, f"Pull request {number} shares no commit with {record['base']}: nothing to merge")
             head = self._head(number)
             title = f"Merge pull request #{number}: {record['title']}"
             commit_id = self.repo.merge(head, record["from"], record["base"], title=title, message="", author=author)
             if comment:
-                record["events"].append(_comment(secrets.token_hex(12), author, _now(), check_comment(comment)))
+                record["events"].append(_comment(author, _comment_text(comment)))
             record["events"].append(_event("status-change", author, status="merged"))
             record.update(status="merged", mergeCommitId=commit_id)
         return commit_id
@@ -283,10 +286,17 @@ def _event(kind: str, author: str, **data: Any) -> dict[str, Any]:
     return {"id": secrets.token_hex(12), "type": kind, "author": author, "date": _now(), **data}
 
 
-def _comment(event_id: str, author: str, date: str, content: str) -> dict[str, Any]:
-    """A comment event; ``history`` holds its versions, oldest first."""
+def _comment(author: str, content: str, date: str | None = None, event_id: str | None = None) -> dict[str, Any]:
+    """A comment event (made now, with a new id, unless given); ``history`` holds its versions, oldest first."""
+    date = date or _now()
     version = {"content": content, "author": author, "date": date}
-    return {"id": event_id, "type": "comment", "author": author, "date": date, "history": [version]}
+    return {
+        "id": event_id or secrets.token_hex(12),
+        "type": "comment",
+        "author": author,
+        "date": date,
+        "history": [version],
+    }
 
 
 def _event_json(event: dict) -> dict[str, Any]:

@@ -36,7 +36,6 @@ import yaml
 
 from adapterzoo.hub.commit_body import read_commit_lines
 from adapterzoo.hub.connections import BoundedHTTPServer
-from adapterzoo.hub.discussions import check_title
 from adapterzoo.hub.names import (
     HubError,
     check_oid,
@@ -481,9 +480,9 @@ class HubRequestHandler(BaseHTTPRequestHandler):
     def committer(self, repo: Repo, revision: str, create_pr: bool) -> str:
         """Who commits: to a branch, a writer; to a new pull request, any contributor; to an open pull request's
         ref, its author or a writer."""
-        number = pull_request_number(revision or "")
         if create_pr:
             return self.check_contributor()
+        number = pull_request_number(revision or "")
         if number is None:
             return self.check_write(repo.type, repo.id)
         if repo.discussions.get(number)["status"] != "open":
@@ -513,7 +512,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         repo = self.repo(repo_type, repo_id)
         author = self.check_contributor()
         payload = self.read_json()
-        title, description = check_title(field(payload, "title", str)), field(payload, "description", str, "")
+        title, description = field(payload, "title", str), field(payload, "description", str, "")
         number = repo.discussions.open(
             title, description, author, pull_request=field(payload, "pullRequest", bool, False)
         )
