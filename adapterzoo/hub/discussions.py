@@ -56,9 +56,16 @@ class Discussions:
     # reading
     def get(self, number: int) -> dict:
         """Discussion ``number``'s record, with every key (records of older servers are completed); 404 if none."""
-        record = self.repo.read_discussion(number)
+        record = self._load(number)
         if record is None:
             raise HubError(404, f"Discussion {number} does not exist in {self.repo.id}")
+        return record
+
+    def _load(self, number: int) -> dict | None:
+        """None for a number without a record (a pull-request ref whose server stopped before writing it)."""
+        record = self.repo.read_discussion(number)
+        if record is None:
+            return None
         if "events" not in record:
             opening = hashlib.sha1(f"{number}:{record['date']}".encode()).hexdigest()[:24]
             record["events"] = [_comment(record["author"], record["description"], record["date"], opening)]
@@ -72,7 +79,8 @@ class Discussions:
         """One page of the discussions that pass the filters, newest first, as ``GET .../discussions`` answers."""
         if kind not in TYPE_FILTERS or status not in STATUS_FILTERS:
             raise HubError(400, f"Filter by type {'/'.join(TYPE_FILTERS)} and status {'/'.join(STATUS_FILTERS)}")
-        records = {n: self.get(n) for n in reversed(self.repo.discussion_numbers()) if self._exists(n)}
+        loaded = {n: self._load(n) for n in reversed(self.repo.discussion_numbers())}
+        records = {n: record for n, record in loaded.items() if record is not None}
         chosen = [
             self._summary(n, record)
             for n, record in records.items()
@@ -88,24 +96,19 @@ class Discussions:
             "numClosedDiscussions": sum(record["status"] != "open" for record in records.values()),
         }
 
-    def _exists(self, number: int) -> bool:
-        """False for a pull-request ref whose record was never written (its server stopped in between)."""
-        return self.repo.read_discussion(number) is not None
-
     def details(self, number: int, *, diff: bool) -> dict[str, Any]:
         """Discussion ``number`` with its events, as ``GET .../discussions/<n>`` answers."""
         record = self.get(number)
         answer = self._summary(number, record)
-        events = [_event_json(event) for event in record["events"]]
+        answer["events"] = [_event_json(event) for event in record["events"]]
         if record["isPullRequest"]:
-            events = self._with_commits(number, record)
+            answer["events"] = self._with_commits(number, record)
             answer["changes"] = {"base": record["base"]}
             if record.get("mergeCommitId"):
                 answer["changes"]["mergeCommitId"] = record["mergeCommitId"]
             answer["filesWithConflicts"] = self._conflicts(number, record)
             if diff:
                 answer["diff"] = self._diff(number, record)
-        answer["events"] = events
         return answer
 
     # changing
