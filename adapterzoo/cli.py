@@ -228,11 +228,20 @@ def _methods(args: argparse.Namespace) -> int:
 
 def _hub_serve(args: argparse.Namespace) -> int:
     from adapterzoo.hub import HubSettings, serve
+    from adapterzoo.hub.users import UsersFileError, load_accounts
 
+    token = args.token or os.environ.get("ADAPTERZOO_HUB_TOKEN") or None
+    if args.users and token:
+        raise SystemExit("adapterzoo hub serve: --users gives each user their own tokens: drop --token")
+    try:
+        users = load_accounts(args.users) if args.users else None
+    except UsersFileError as error:
+        raise SystemExit(f"adapterzoo hub serve: {error}") from None
     settings = HubSettings(
         root=Path(args.root),
-        token=args.token or os.environ.get("ADAPTERZOO_HUB_TOKEN") or None,
+        token=token,
         user=args.user,
+        users=users,
         lfs_threshold=args.lfs_threshold,
         verbose=args.verbose,
         max_body_size=args.max_body_size,
@@ -356,6 +365,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="token that writes (and private reads) require; default $ADAPTERZOO_HUB_TOKEN, else none: open to all",
     )
     serve.add_argument("--user", default="local", help="user name of the token holder, the default namespace")
+    serve.add_argument(
+        "--users",
+        metavar="FILE",
+        help="YAML file of users (each with read or write tokens) and organisations (with members): writes and "
+        "private reads then follow the Hub's rules; replaces --token and --user",
+    )
     serve.add_argument(
         "--lfs-threshold",
         type=_size,

@@ -71,7 +71,14 @@ ROUTES = [
     ("POST", "/api/{kind}/{repo}/tag/{name}"),
     ("DELETE", "/api/{kind}/{repo}/tag/{name}"),
     ("POST", "/api/{kind}/{repo}/discussions"),
+    ("GET", "/api/{kind}/{repo}/discussions"),
     ("GET", "/api/{kind}/{repo}/discussions/{name}"),
+    ("POST", "/api/{kind}/{repo}/discussions/{name}/{path}"),
+    ("POST", "/api/{kind}/{repo}/discussions/1/comment"),
+    ("POST", "/api/{kind}/{repo}/discussions/1/comment/{name}/edit"),
+    ("POST", "/api/{kind}/{repo}/discussions/1/title"),
+    ("POST", "/api/{kind}/{repo}/discussions/1/status"),
+    ("POST", "/api/{kind}/{repo}/discussions/1/merge"),
     ("GET", "/{prefix}{repo}/resolve/{name}/{path}"),
     ("HEAD", "/{prefix}{repo}/resolve/{name}/{path}"),
     ("POST", "/{prefix}{repo}.git/info/lfs/objects/batch"),
@@ -114,6 +121,10 @@ FIELDS = [
     "visibility",
     "gated",
     "message",
+    "description",
+    "comment",
+    "content",
+    "status",
 ]
 objects = st.dictionaries(st.sampled_from(FIELDS), st.one_of(json_values, st.just("b2s=")), max_size=5)
 commit_lines = st.fixed_dictionaries(
@@ -179,6 +190,7 @@ def make_repos(api: HfApi) -> tuple[str, dict[str, str]]:
         api.create_repo(repo)
         api.upload_file(path_or_fileobj=b"content", path_in_repo="f.txt", repo_id=repo)
     api.create_tag("lab/target", tag="v1")
+    api.upload_file(path_or_fileobj=b"proposed", path_in_repo="f.txt", repo_id="lab/target", create_pr=True)
     return refs(api, "lab/target")["refs/tags/v1"], refs(api, "lab/victim")
 
 

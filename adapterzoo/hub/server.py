@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -44,11 +44,20 @@ from adapterzoo.hub.commit_body import read_commit_lines
 from adapterzoo.hub.connections import BoundedHTTPServer
 from adapterzoo.hub.descriptions import MAX_CARD_BYTES, describe, safe_yaml
 from adapterzoo.hub.listing import list_page, next_page_url, parse_query
-from adapterzoo.hub.names import HubError, check_oid, check_path, check_ref_name, check_repo_id, is_commit_id
+from adapterzoo.hub.names import (
+    HubError,
+    check_oid,
+    check_path,
+    check_ref_name,
+    check_repo_id,
+    is_commit_id,
+    pull_request_number,
+)
 from adapterzoo.hub.request_body import MAX_JSON_BYTES, RequestBody, field, json_object
 from adapterzoo.hub.store import DEFAULT_BRANCH, REPO_TYPES, Operation, Repo, RepoStore
 from adapterzoo.hub.tree_entries import add_last_commits, file_entry, folder_entry, is_folder
 from adapterzoo.hub.upload_modes import DEFAULT_THRESHOLD, lfs_patterns, upload_mode
+from adapterzoo.hub.users import Accounts, Caller, SingleUser, UserDirectory, load_accounts
 
 API_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 URL_PREFIXES = {"model": "", "dataset": "datasets/", "space": "spaces/"}
@@ -59,6 +68,9 @@ _UNREAD_BODY_DRAINED = 1 << 20
 @dataclass(frozen=True)
 class HubSettings:
     """How the server behaves: where repos live, who may write, when files go through LFS, and its resource limits.
+
+    Who may write is ``token`` (held by ``user``, who may write anywhere; none: everyone is ``user``) or, instead,
+    ``users``: the users, tokens and organisations of a users file (see `adapterzoo.hub.users`).
 
     ``max_body_size`` bounds one request's body (a commit's files travel base64-encoded in it unless they go through
     LFS); ``timeout`` is how long a connection may sit idle or stall mid-request; ``max_connections`` caps open
@@ -73,6 +85,11 @@ class HubSettings:
     max_body_size: int = 1 << 30
     timeout: float = 60.0
     max_connections: int = 256
+    users: UserDirectory | None = None
+
+    def __post_init__(self) -> None:
+        if self.users is not None and self.token is not None:
+            raise ValueError("A users file gives each user their own tokens: it cannot be combined with a token")
 
 
 def _header_value(value: str) -> str:
@@ -81,11 +98,13 @@ def _header_value(value: str) -> str:
 
 
 class HubRequestHandler(BaseHTTPRequestHandler):
-    """Routes one HTTP request to the store. ``settings``, ``store`` and ``secret`` are set per server."""
+    """Routes one HTTP request to the store. ``settings``, ``accounts``, ``store`` and ``secret`` are set per
+    server."""
 
     protocol_version = "HTTP/1.1"
     server_version = "adapterzoo-hub"
     settings: HubSettings
+    accounts: Accounts
     store: RepoStore
     secret: bytes
 
@@ -169,37 +188,28 @@ class HubRequestHandler(BaseHTTPRequestHandler):
 
     do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = _dispatch
 
-    # authentication
-    def user(self) -> str | None:
-        """The authenticated user, None for an anonymous request; an invalid token is refused outright."""
-        if self.settings.token is None:
-            return self.settings.user
-        header = self.headers.get("Authorization", "")
-        if not header:
-            return None
-        if hmac.compare_digest(header.encode(), f"Bearer {self.settings.token}".encode()):
-            return self.settings.user
-        raise HubError(401, "Invalid credentials in Authorization header")
-
-    def require_writer(self) -> str:
-        user = self.user()
-        if user is None:
-            raise HubError(401, "This hub needs a token to write: pass token= or set HF_TOKEN")
-        return user
-
-    def check_write(self, repo_type: str, repo_id: str) -> str:
-        """The user making this request, if they may write to (or create, delete, move) ``repo_id``; else a 401."""
-        return self.require_writer()
+    # authentication and permissions
+    def caller(self) -> Caller | None:
+        """Who sent this request, None if anonymous; an invalid token is refused outright (401)."""
+        return self.accounts.authenticate(self.headers.get("Authorization", ""))
 
     def may_read(self, repo: Repo) -> bool:
-        """Whether this request may see ``repo``: a public one always, a private one when authenticated."""
-        return not repo.private or self.user() is not None
+        """Whether this request may see ``repo``: a private one is seen by its namespace's owner and members only."""
+        return not repo.private or self.accounts.may_read(self.caller(), repo.id.split("/")[0])
+
+    def check_write(self, repo_type: str, repo_id: str) -> str:
+        """The user, if this request may write ``repo_id``: 401 without a token, 403 if it may not."""
+        return self.accounts.check_write(self.caller(), repo_type, repo_id)
+
+    def check_contributor(self) -> str:
+        """The user, if this request may open pull requests and discussions and comment (a write token)."""
+        return self.accounts.check_contributor(self.caller())
 
     def repo(self, repo_type: str, repo_id: str, *, write: bool = False) -> Repo:
         if write:
             self.check_write(repo_type, repo_id)
         else:
-            self.user()  # an invalid token is refused even where none is needed
+            self.caller()  # an invalid token is refused even where none is needed
         repo = self.store.get(repo_type, repo_id)
         if not self.may_read(repo):
             raise repo.not_found()
@@ -264,18 +274,36 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             return self.tag(repo_type, repo_id, "/".join(rest[1:]))
         if action == "xet-write-token" and method == "GET":
             return self.xet_write_token(repo_type, repo_id)
-        if action == "discussions" and method == "POST" and len(rest) == 1:
-            return self.open_pull_request(repo_type, repo_id)
-        if action == "discussions" and method == "GET" and len(rest) == 2 and re.fullmatch("[0-9]{1,9}", rest[1]):
-            return self.pull_request(repo_type, repo_id, int(rest[1]))
+        if action == "discussions":
+            return self.discussions_api(repo_type, repo_id, rest[1:])
+        raise HubError(404, f"No route for {method} {self.path}")
+
+    def discussions_api(self, repo_type: str, repo_id: str, rest: list[str]) -> None:
+        method = self.command
+        if not rest and method in ("GET", "POST"):
+            return (self.list_discussions if method == "GET" else self.open_discussion)(repo_type, repo_id)
+        if rest and re.fullmatch("[0-9]{1,9}", rest[0]):
+            number, action = int(rest[0]), rest[1:]
+            if method == "GET" and not action:
+                return self.discussion(repo_type, repo_id, number)
+            if method == "POST" and action == ["comment"]:
+                return self.comment_discussion(repo_type, repo_id, number)
+            if method == "POST" and len(action) == 3 and action[0] == "comment" and action[2] == "edit":
+                return self.edit_discussion_comment(repo_type, repo_id, number, action[1])
+            if method == "POST" and action == ["title"]:
+                return self.rename_discussion(repo_type, repo_id, number)
+            if method == "POST" and action == ["status"]:
+                return self.change_discussion_status(repo_type, repo_id, number)
+            if method == "POST" and action == ["merge"]:
+                return self.merge_pull_request(repo_type, repo_id, number)
         raise HubError(404, f"No route for {method} {self.path}")
 
     # endpoints
     def whoami(self) -> None:
-        user = self.user()
-        if user is None:
+        caller = self.caller()
+        if caller is None:
             raise HubError(401, "No token given")
-        self.send_json({"type": "user", "name": user, "fullname": user, "orgs": [], "auth": {"type": "access_token"}})
+        self.send_json(self.accounts.whoami(caller))
 
     def validate_yaml(self) -> None:
         content = field(self.read_json(), "content", str, "")
@@ -309,10 +337,9 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         repo_type = field(payload, "type", str, "model")
         if repo_type not in REPO_TYPES:
             raise HubError(400, f"Invalid repo type {repo_type!r}: expected one of {', '.join(REPO_TYPES)}")
-        return (
-            repo_type,
-            f"{field(payload, 'organization', str, None) or self.user() or ''}/{field(payload, 'name', str)}",
-        )
+        caller = self.caller()
+        namespace = field(payload, "organization", str, None) or (caller.name if caller else "")
+        return repo_type, f"{namespace}/{field(payload, 'name', str)}"
 
     def delete_repo(self) -> None:
         repo_type, repo_id = self._named_repo(self.read_json())
@@ -446,7 +473,8 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         )
 
     def preupload(self, repo_type: str, repo_id: str, revision: str) -> None:
-        repo = self.repo(repo_type, repo_id, write=True)
+        repo = self.repo(repo_type, repo_id)
+        self.check_contributor()
         tree = repo.read_commit(repo.resolve(revision)).tree
         attributes = tree.get(".gitattributes")
         patterns = []
@@ -466,8 +494,9 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         self.send_json({"files": files})
 
     def commit(self, repo_type: str, repo_id: str, revision: str) -> None:
-        author = self.check_write(repo_type, repo_id)
         repo = self.repo(repo_type, repo_id)
+        create_pr = self.query.get("create_pr") == "1"
+        author = self.committer(repo, revision, create_pr)
         repo.writable_ref(revision)
         lines = read_commit_lines(self.body, repo.store_chunks)
         first = next(lines, None)
@@ -487,7 +516,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             message=field(first.value, "description", str, "", where=where),
             author=author,
             parent_commit=parent_commit,
-            create_pr=self.query.get("create_pr") == "1",
+            create_pr=create_pr,
         )
         url = f"{self.base_url}/{URL_PREFIXES[repo_type]}{repo_id}"
         self.send_json(
@@ -518,34 +547,82 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             repo.create_ref(f"refs/tags/{tag}", repo.resolve(revision_or_tag))
         self.send_json({"success": True})
 
-    def open_pull_request(self, repo_type: str, repo_id: str) -> None:
-        author = self.check_write(repo_type, repo_id)
+    def committer(self, repo: Repo, revision: str, create_pr: bool) -> str:
+        """Who commits: to a branch, a writer; to a new pull request, any contributor; to an open pull request's
+        ref, its author or a writer."""
+        if create_pr:
+            return self.check_contributor()
+        number = pull_request_number(revision or "")
+        if number is None:
+            return self.check_write(repo.type, repo.id)
+        if repo.discussions.get(number)["status"] != "open":
+            raise HubError(409, f"Pull request {number} is not open: commits to {revision} are refused")
+        return self.discussion_moderator(repo, number)
+
+    def discussion_moderator(self, repo: Repo, number: int) -> str:
+        """The user, if they opened discussion ``number`` or may write the repo."""
+        user = self.check_contributor()
+        if user == repo.discussions.get(number)["author"]:
+            return user
+        return self.check_write(repo.type, repo.id)
+
+    def list_discussions(self, repo_type: str, repo_id: str) -> None:
+        page = self.query.get("p", "0")
+        if not re.fullmatch("[0-9]{1,6}", page):
+            raise HubError(400, f"Invalid page {page[:20]!r}: expected a number")
+        listing = self.repo(repo_type, repo_id).discussions.listing(
+            kind=self.query.get("type", "all"),
+            status=self.query.get("status", "all"),
+            author=self.query.get("author"),
+            page=int(page),
+        )
+        self.send_json(listing)
+
+    def open_discussion(self, repo_type: str, repo_id: str) -> None:
         repo = self.repo(repo_type, repo_id)
+        author = self.check_contributor()
         payload = self.read_json()
-        if not field(payload, "pullRequest", bool, False):
-            raise HubError(400, "This hub supports pull requests only, not discussions")
-        title, description = field(payload, "title", str, ""), field(payload, "description", str, "")
-        number = repo.open_pull_request(title, description, author)
+        title, description = field(payload, "title", str), field(payload, "description", str, "")
+        number = repo.discussions.open(
+            title, description, author, pull_request=field(payload, "pullRequest", bool, False)
+        )
         url = f"{self.base_url}/{URL_PREFIXES[repo_type]}{repo_id}/discussions/{number}"
         self.send_json({"num": number, "url": url})
 
-    def pull_request(self, repo_type: str, repo_id: str, number: int) -> None:
+    def discussion(self, repo_type: str, repo_id: str, number: int) -> None:
         repo = self.repo(repo_type, repo_id)
-        record = repo.pull_request(number)
-        self.send_json(
-            {
-                "num": number,
-                "title": record["title"],
-                "author": {"name": record["author"]},
-                "createdAt": record["date"],
-                "status": "open",
-                "repo": {"name": repo_id, "type": repo_type},
-                "isPullRequest": True,
-                "events": [],
-                "changes": {"base": record["base"]},
-                "filesWithConflicts": [],
-            }
-        )
+        self.send_json(repo.discussions.details(number, diff=self.query.get("diff") == "1"))
+
+    def comment_discussion(self, repo_type: str, repo_id: str, number: int) -> None:
+        repo = self.repo(repo_type, repo_id)
+        author = self.check_contributor()
+        comment = field(self.read_json(), "comment", str)
+        self.send_json({"newMessage": repo.discussions.comment(number, author, comment)})
+
+    def edit_discussion_comment(self, repo_type: str, repo_id: str, number: int, comment_id: str) -> None:
+        repo = self.repo(repo_type, repo_id)
+        author = self.check_contributor()
+        content = field(self.read_json(), "content", str)
+        self.send_json({"updatedComment": repo.discussions.edit_comment(number, comment_id, author, content)})
+
+    def rename_discussion(self, repo_type: str, repo_id: str, number: int) -> None:
+        repo = self.repo(repo_type, repo_id)
+        author = self.discussion_moderator(repo, number)
+        title = field(self.read_json(), "title", str)
+        self.send_json({"newTitle": repo.discussions.rename(number, author, title)})
+
+    def change_discussion_status(self, repo_type: str, repo_id: str, number: int) -> None:
+        repo = self.repo(repo_type, repo_id)
+        author = self.discussion_moderator(repo, number)
+        payload = self.read_json()
+        status, comment = field(payload, "status", str), field(payload, "comment", str, None)
+        self.send_json({"newStatus": repo.discussions.set_status(number, author, status, comment)})
+
+    def merge_pull_request(self, repo_type: str, repo_id: str, number: int) -> None:
+        author = self.check_write(repo_type, repo_id)
+        repo = self.repo(repo_type, repo_id)
+        comment = field(self.read_json(), "comment", str, None)
+        self.send_json({"success": True, "mergeCommitId": repo.discussions.merge(number, author, comment)})
 
     def resolve_file(self, repo_type: str, repo_id: str, revision: str, path: str) -> None:
         repo = self.repo(repo_type, repo_id)
@@ -578,7 +655,8 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         return hmac.new(self.secret, message, hashlib.sha256).hexdigest()
 
     def lfs_batch(self, repo_type: str, repo_id: str) -> None:
-        repo = self.repo(repo_type, repo_id, write=True)
+        repo = self.repo(repo_type, repo_id)
+        self.check_contributor()
         objects = []
         for item in field(self.read_json(), "objects", list, []):
             where = "Each item of 'objects'"
@@ -719,6 +797,7 @@ def make_server(settings: HubSettings, host: str = "127.0.0.1", port: int = 0) -
         (HubRequestHandler,),
         {
             "settings": settings,
+            "accounts": settings.users or SingleUser(settings.user, settings.token),
             "store": RepoStore(settings.root),
             "secret": secrets.token_bytes(32),
             "timeout": settings.timeout,
@@ -741,11 +820,16 @@ class EmbeddedHub:
         port: int = 0,
         token: str | None = None,
         user: str = "local",
+        users: str | os.PathLike | Mapping[str, Any] | None = None,
         lfs_threshold: int = DEFAULT_THRESHOLD,
         **limits: Any,
     ):
-        """``limits`` are `HubSettings`' ``max_body_size``, ``timeout`` and ``max_connections``."""
-        self.settings = HubSettings(Path(root), token=token, user=user, lfs_threshold=lfs_threshold, **limits)
+        """``users`` is a users file or its content (see `adapterzoo.hub.users`), instead of ``token`` and ``user``;
+        ``limits`` are `HubSettings`' ``max_body_size``, ``timeout`` and ``max_connections``."""
+        directory = None if users is None else load_accounts(users)
+        self.settings = HubSettings(
+            Path(root), token=token, user=user, users=directory, lfs_threshold=lfs_threshold, **limits
+        )
         self._server = make_server(self.settings, port=port)
         self._thread: threading.Thread | None = None
 

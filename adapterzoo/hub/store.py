@@ -6,7 +6,7 @@ Layout of one repository (``ROOT/<type>s/<namespace>/<name>/``)::
     objects/<sha256>            file contents, addressed by their sha256
     commits/<commit id>.json    {"parents", "tree": {path: entry}, "title", "message", "author", "date"}
     refs/heads/<branch>         a commit id   (also refs/tags/<tag>, refs/pr/<n>)
-    discussions/<n>.json        a pull request's record
+    discussions/<n>.json        a discussion's or pull request's record and events (see `adapterzoo.hub.discussions`)
     tmp/<pid>-<random>          files being written, renamed into place when complete
     lock                        held while a commit or a ref changes
 
@@ -45,7 +45,7 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from adapterzoo.atomic_folder import process_alive
 from adapterzoo.faults import fault_point
@@ -58,6 +58,9 @@ from adapterzoo.hub.names import (
     is_commit_id,
     pull_request_number,
 )
+
+if TYPE_CHECKING:
+    from adapterzoo.hub.discussions import Discussions
 
 REPO_TYPES = ("model", "dataset", "space")
 DEFAULT_BRANCH = "main"
@@ -456,7 +459,7 @@ class Repo:
             _check_tree(tree)
             pr_number = None
             if create_pr:
-                pr_number = self._open_pull_request(title, message, author, base=ref)
+                pr_number = self.discussions.add(title, message, author, base=ref)
                 ref = f"refs/pr/{pr_number}"
             commit_id = self._write_commit([head], tree, title, message, author)
             self._write_ref(ref, commit_id)
@@ -473,23 +476,61 @@ class Repo:
             self._write_ref(ref, commit_id)
             return commit_id
 
-    def open_pull_request(self, title: str, description: str, author: str) -> int:
-        """Open a pull request against main: a ``refs/pr/<n>`` ref at main's head, and its discussion record."""
-        with self.locked():
-            return self._open_pull_request(title, description, author, base=f"refs/heads/{DEFAULT_BRANCH}")
+    # discussions and pull requests (what their records mean is `adapterzoo.hub.discussions`')
+    @property
+    def discussions(self) -> Discussions:
+        from adapterzoo.hub.discussions import Discussions  # which builds on this module
 
-    def _open_pull_request(self, title: str, description: str, author: str, base: str) -> int:
-        number = 1 + max((int(n) for n in self.refs("pr")), default=0)
-        record = {"title": title, "description": description, "author": author, "base": base, "date": _now()}
-        self._write(self._file("discussions", f"{number}.json"), json.dumps(record).encode())
-        self._write_ref(f"refs/pr/{number}", self.read_ref(base))
-        return number
+        return Discussions(self)
 
-    def pull_request(self, number: int) -> dict:
+    def discussion_numbers(self) -> list[int]:
+        """The numbers of the discussion records and pull-request refs, in order."""
+        folder = self._file("discussions")
+        files = {int(p.stem) for p in folder.glob("*.json") if p.stem.isdigit()} if folder.is_dir() else set()
+        return sorted(files | {int(n) for n in self.refs("pr")})
+
+    def read_discussion(self, number: int) -> dict | None:
         path = self._file("discussions", f"{number}.json")
-        if not path.is_file():
-            raise HubError(404, f"Discussion {number} does not exist in {self.id}")
-        return json.loads(path.read_text())
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def write_discussion(self, number: int, record: dict) -> None:
+        """Replace discussion ``number``'s record, whole or not at all (the caller holds `locked`)."""
+        self._write(self._file("discussions", f"{number}.json"), json.dumps(record).encode())
+
+    def start_pull_request(self, number: int, base: str) -> str:
+        """Point ``refs/pr/<number>`` at the head of the ``base`` ref (the caller holds `locked`); returns it."""
+        head = self.read_ref(base)
+        if head is None:
+            raise HubError(404, f"Reference '{base}' does not exist in {self.id}", "RevisionNotFound")
+        self._write_ref(f"refs/pr/{number}", head)
+        return head
+
+    def merged_tree(self, source: str, since: str, head: str) -> tuple[dict[str, FileEntry], list[str]]:
+        """``head``'s tree with the changes commit ``source`` made since commit ``since``, and the conflicts: the
+        paths ``head`` also changed since then, differently."""
+        old, new, tree = self.read_commit(since).tree, self.read_commit(source).tree, dict(self.read_commit(head).tree)
+        theirs, ours = changed_paths(old, tree), changed_paths(old, new)
+        conflicts = sorted(path for path in ours & theirs if new.get(path) != tree.get(path))
+        for path in ours:
+            if path in new:
+                tree[path] = new[path]
+            else:
+                tree.pop(path, None)
+        return tree, conflicts
+
+    def merge(self, source: str, since: str, target: str, *, title: str, message: str, author: str) -> str:
+        """Commit on the ``target`` ref what commit ``source`` changed since commit ``since`` (the caller holds
+        `locked`). Conflicts are refused with a 409 that names them, and nothing is written."""
+        head = self.read_ref(target)
+        if head is None:
+            raise HubError(404, f"Reference '{target}' does not exist in {self.id}", "RevisionNotFound")
+        tree, conflicts = self.merged_tree(source, since, head)
+        if conflicts:
+            raise HubError(409, f"Merge conflict: {', '.join(conflicts)} changed on both sides", "MergeConflict")
+        _check_tree(tree)
+        commit_id = self._write_commit([head, source], tree, title, message, author)
+        self._write_ref(target, commit_id)
+        return commit_id
 
     def create_ref(self, ref: str, commit_id: str) -> None:
         with self.locked():
@@ -543,6 +584,11 @@ def _is_ref_name(name: str) -> bool:
     except HubError:
         return False
     return True
+
+
+def changed_paths(old: dict[str, FileEntry], new: dict[str, FileEntry]) -> set[str]:
+    """The paths added, deleted or modified from tree ``old`` to tree ``new``."""
+    return {path for path in old.keys() | new.keys() if old.get(path) != new.get(path)}
 
 
 def _check_tree(tree: dict[str, FileEntry]) -> None:
