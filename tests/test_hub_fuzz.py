@@ -71,6 +71,11 @@ ROUTES = [
     ("POST", "/{prefix}{repo}.git/info/lfs/objects/batch"),
     ("PUT", "/api/lfs-upload/{kind}/{repo}/{name}/{size}"),
     ("GET", "/api/lfs-upload/{kind}/{repo}/{name}/{size}"),
+    ("GET", "/{prefix}{repo}/raw/{name}/{path}"),
+    ("GET", "/{prefix}{repo}/info/refs?service={name}"),
+    ("GET", "/{prefix}{repo}.git/info/refs?service=git-upload-pack"),
+    ("POST", "/{prefix}{repo}/git-upload-pack"),
+    ("POST", "/{prefix}{repo}.git/git-receive-pack"),
 ]
 
 names = st.one_of(st.sampled_from(HOSTILE), st.text(max_size=30))
@@ -121,6 +126,8 @@ def encode(name: str, raw: bool) -> str:
 
 def frame(method: str, path: str, body: bytes, framing: str) -> bytes:
     head = f"{method} {path} HTTP/1.1\r\nHost: fuzz\r\nConnection: close\r\n"
+    if path.endswith("/git-upload-pack"):
+        head += "Content-Type: application/x-git-upload-pack-request\r\n"
     if framing == "chunked":
         return (
             (head + "Transfer-Encoding: chunked\r\n\r\n").encode()
