@@ -7,14 +7,17 @@ its git commit are built from the record, deterministically (author ``<name> <<n
 the record's date in UTC, its title and message), so their ids depend only on the record and its ancestors. They
 differ from the store's commit ids, which hash the JSON record.
 
-Built objects are cached per store commit in ``cache/git-objects/<commit id>``: the commit then its trees, in git's
-loose-object framing (``<type> <size>\\0<content>``, uncompressed). A store commit never changes, so the cache never
-goes stale; a lost cache file is rebuilt from its record.
+What a commit adds to its parents is cached in ``cache/git-objects/<commit id>``, so that serving a repository reads
+one small file per commit rather than every commit's whole record: a JSON line (the store ids of its parents, and
+the files whose blobs its parents lack), then its git commit and the trees its parents lack, in git's loose-object
+framing (``<type> <size>\\0<content>``, uncompressed). A store commit never changes, so its cache never goes stale; a
+lost cache file is rebuilt from the records.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -28,11 +31,12 @@ from adapterzoo.hub.store import FileEntry, Repo
 CACHE_KIND = "git-objects"
 FILE_MODE = 0o100644
 FOLDER_MODE = 0o040000
+_BLOB_CHUNK_BYTES = 1 << 20
 _TYPE_NUMS = {cls.type_name: cls.type_num for cls in (Commit, Tree, Blob)}
 
 
-def build_objects(commit: StoreCommit, git_parents: list[bytes]) -> list[ShaFile]:
-    """The git commit for a store ``commit`` whose parents have the ids ``git_parents``, followed by its trees."""
+def build_trees(tree: dict[str, FileEntry]) -> dict[str, Tree]:
+    """The git tree of every folder of a store commit's ``tree``, by folder path ("" for the root)."""
     trees: dict[str, Tree] = {}
 
     def folder_tree(folder: str) -> Tree:
@@ -43,15 +47,20 @@ def build_objects(commit: StoreCommit, git_parents: list[bytes]) -> list[ShaFile
         return trees[folder]
 
     folder_tree("")
-    for path, entry in commit.tree.items():
+    for path, entry in tree.items():
         folder, _, name = path.rpartition("/")
         folder_tree(folder).add(name.encode(), FILE_MODE, entry.oid.encode())
     for folder in sorted(trees, key=lambda f: f.count("/") + bool(f), reverse=True):
         if folder:
             parent, _, name = folder.rpartition("/")
             trees[parent].add(name.encode(), FOLDER_MODE, trees[folder].id)
+    return trees
+
+
+def build_commit(commit: StoreCommit, tree_id: bytes, git_parents: list[bytes]) -> Commit:
+    """The git commit of a store ``commit`` whose root tree is ``tree_id`` and whose parents are ``git_parents``."""
     git_commit = Commit()
-    git_commit.tree = trees[""].id
+    git_commit.tree = tree_id
     git_commit.parents = git_parents
     author = "".join(c for c in commit.author if c not in "<>\n\0") or "unknown"
     git_commit.author = git_commit.committer = f"{author} <{author}@users.noreply.huggingface.co>".encode()
@@ -59,11 +68,7 @@ def build_objects(commit: StoreCommit, git_parents: list[bytes]) -> list[ShaFile
     git_commit.author_timezone = git_commit.commit_timezone = 0
     message = f"{commit.title}\n\n{commit.message}" if commit.message else commit.title
     git_commit.message = f"{message.rstrip()}\n".encode()
-    return [git_commit, *trees.values()]
-
-
-def _frames(objects: list[ShaFile]) -> bytes:
-    return b"".join(_frame(obj) for obj in objects)
+    return git_commit
 
 
 def _frame(obj: ShaFile) -> bytes:
@@ -95,33 +100,44 @@ class StoreObjects(BaseObjectStore):
 
     def add_history(self, commit_id: str) -> bytes:
         """Load the objects of the store commit ``commit_id`` and of its ancestors; returns its git commit id."""
-        read: dict[str, StoreCommit] = {}
         pending = [commit_id]
         while pending:
-            current = pending[-1]
+            current = pending.pop()
             if current in self._commit_ids:
-                pending.pop()
                 continue
-            if current not in read:
-                read[current] = self.repo.read_commit(current)
-            commit = read[current]
-            missing = [parent for parent in commit.parents if parent not in self._commit_ids]
-            if missing:
-                pending.extend(missing)
-                continue
-            pending.pop()
-            self._add_commit(commit)
+            data = self.repo.read_derived(CACHE_KIND, current)
+            if data is None:
+                commit = self.repo.read_commit(current)
+                if missing := [parent for parent in commit.parents if parent not in self._commit_ids]:
+                    pending += [current, *missing]  # a commit's git id needs its parents' ids
+                    continue
+                data = self._build(commit)
+                self.repo.write_derived(CACHE_KIND, current, data)
+            pending += self._load(current, data)
         return self._commit_ids[commit_id]
 
-    def _add_commit(self, commit: StoreCommit) -> None:
-        data = self.repo.read_derived(CACHE_KIND, commit.id)
-        if data is None:
-            data = _frames(build_objects(commit, [self._commit_ids[parent] for parent in commit.parents]))
-            self.repo.write_derived(CACHE_KIND, commit.id, data)
-        objects = list(_unframe(data))
-        self._commit_ids[commit.id] = objects[0][0]
+    def _build(self, commit: StoreCommit) -> bytes:
+        """The cache record of ``commit``, whose parents are loaded."""
+        parents = [self.repo.read_commit(parent) for parent in commit.parents]
+        known_trees = {tree.id for parent in parents for tree in build_trees(parent.tree).values()}
+        known_blobs = {entry.oid for parent in parents for entry in parent.tree.values()}
+        trees = build_trees(commit.tree)
+        git_commit = build_commit(commit, trees[""].id, [self._commit_ids[parent] for parent in commit.parents])
+        new_blobs = {e.oid: [e.sha256, e.size, e.lfs] for e in commit.tree.values() if e.oid not in known_blobs}
+        header = json.dumps({"parents": commit.parents, "blobs": new_blobs}).encode()
+        new_trees = [tree for tree in dict.fromkeys(trees.values()) if tree.id not in known_trees]
+        return header + b"\n" + b"".join(_frame(obj) for obj in [git_commit, *new_trees])
+
+    def _load(self, commit_id: str, data: bytes) -> list[str]:
+        """Take in a cache record; returns the store ids of the commit's parents."""
+        header, _, frames = data.partition(b"\n")
+        record = json.loads(header)
+        objects = list(_unframe(frames))
+        self._commit_ids[commit_id] = objects[0][0]
         self._objects.update((oid, (type_num, raw)) for oid, type_num, raw in objects)
-        self._blobs.update((entry.oid.encode(), entry) for entry in commit.tree.values())
+        for oid, (sha256, size, lfs) in record["blobs"].items():
+            self._blobs[oid.encode()] = FileEntry(sha256=sha256, size=size, oid=oid, lfs=lfs)
+        return record["parents"]
 
     def _hex(self, sha: bytes) -> bytes:
         return sha_to_hex(sha) if len(sha) == 20 else sha
@@ -142,5 +158,16 @@ class StoreObjects(BaseObjectStore):
         sha = self._hex(name)
         if sha in self._objects:
             return self._objects[sha]
+        return Blob.type_num, b"".join(self._blob_chunks(sha))
+
+    def __getitem__(self, name: bytes) -> ShaFile:
+        """A blob is made of 1 MiB chunks: dulwich's pack writer compresses it chunk by chunk, and its side-band
+        writer copies what is left of a chunk for every 64 KiB it sends (quadratic in a large file's size)."""
+        sha = self._hex(name)
+        if sha in self._blobs:
+            return Blob.from_raw_chunks(Blob.type_num, self._blob_chunks(sha), sha)
+        return super().__getitem__(sha)
+
+    def _blob_chunks(self, sha: bytes) -> list[bytes]:
         with self.repo.open_blob(self._blobs[sha]) as handle:
-            return Blob.type_num, handle.read()
+            return list(iter(lambda: handle.read(_BLOB_CHUNK_BYTES), b""))
