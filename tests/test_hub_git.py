@@ -116,6 +116,10 @@ def test_clone_a_branch_or_a_tag_and_pull_new_commits(hub: EmbeddedHub, api: HfA
     assert tracked_files(tmp_path / "dev") == {"a.txt": b"one", "dev.txt": b"dev"}
     git("clone", "--branch", "v1", f"{hub.url}/lab/repo", "v1")
     assert tracked_files(tmp_path / "v1") == {"a.txt": b"one"}
+    git("clone", "--depth", "1", f"{hub.url}/lab/repo", "shallow")
+    assert git("log", "--format=%s", cwd=tmp_path / "shallow").stdout.split() == ["Two"]
+    partial = git("clone", "--filter=blob:none", f"{hub.url}/lab/repo", "partial")  # not offered: a full clone
+    assert "filtering not recognized" in partial.stderr and tracked_files(tmp_path / "partial") == {"a.txt": b"two"}
     git("clone", f"{hub.url}/lab/repo.git", "main")
     main = tmp_path / "main"
     assert tracked_files(main) == {"a.txt": b"two"}

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler
 
 from dulwich.errors import GitProtocolError
-from dulwich.protocol import Protocol
+from dulwich.protocol import CAPABILITY_FILTER, Protocol
 from dulwich.refs import DictRefsContainer
 from dulwich.repo import BaseRepo
 from dulwich.server import DictBackend, UploadPackHandler
@@ -76,11 +76,24 @@ class GitView(BaseRepo):
         super().__init__(objects, container)
 
 
+class _UploadPack(UploadPackHandler):
+    """dulwich's upload-pack without partial clones (``filter``): git would later fetch each filtered-out blob by its
+    id, which upload-pack refuses (it serves only what the refs reach from their tips). Not offered ``filter``, git
+    warns and clones fully, though it still names ``filter`` among the capabilities it asks for: that is accepted."""
+
+    def capabilities(self) -> list[bytes]:
+        return [capability for capability in super().capabilities() if capability != CAPABILITY_FILTER]
+
+    @classmethod
+    def innocuous_capabilities(cls) -> list[bytes]:
+        return [*super().innocuous_capabilities(), CAPABILITY_FILTER]
+
+
 Write = Callable[[bytes], None]
 
 
 def _handler(view: GitView, read: Callable[[int], bytes], write: Write, **kwargs: bool) -> UploadPackHandler:
-    return UploadPackHandler(DictBackend({"/": view}), ["/"], Protocol(read, write), stateless_rpc=True, **kwargs)
+    return _UploadPack(DictBackend({"/": view}), ["/"], Protocol(read, write), stateless_rpc=True, **kwargs)
 
 
 def advertise_refs(view: GitView, write: Write) -> None:
@@ -116,10 +129,11 @@ class _Inflated:
         self._body = body
         self._inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
         self._pending = b""
+        self._offset = 0
         self._total = 0
 
     def read(self, size: int) -> bytes:
-        while len(self._pending) < size and not self._inflater.eof:
+        while len(self._pending) - self._offset < size and not self._inflater.eof:
             compressed = self._inflater.unconsumed_tail or self._body.read(_CHUNK_BYTES)
             if not compressed:
                 break
@@ -130,8 +144,9 @@ class _Inflated:
             self._total += len(inflated)
             if self._total > MAX_REQUEST_BYTES:
                 raise HubError(413, f"A {UPLOAD_PACK} request is limited to {MAX_REQUEST_BYTES} bytes")
-            self._pending += inflated
-        data, self._pending = self._pending[:size], self._pending[size:]
+            self._pending, self._offset = self._pending[self._offset :] + inflated, 0
+        data = self._pending[self._offset : self._offset + size]
+        self._offset += len(data)
         return data
 
 
