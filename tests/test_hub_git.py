@@ -136,13 +136,19 @@ def test_clone_a_branch_or_a_tag_and_pull_new_commits(hub: EmbeddedHub, api: HfA
     assert git("rev-parse", "HEAD~1", cwd=main).stdout.strip() == before
     assert git("log", "-1", "--format=%s", cwd=main).stdout.strip() == "Three"
 
-    # The git ids are built from the commits alone: rebuilt from scratch, they are the same.
-    shutil.rmtree(hub.settings.root / "models" / "lab" / "repo" / "cache")
+    pr = api.create_commit("lab/repo", [CommitOperationAdd("pr.txt", b"pr")], commit_message="PR", create_pr=True)
+    git("fetch", "origin", f"refs/pr/{pr.pr_num}:pr", cwd=main)
+    assert git("show", "pr:pr.txt", cwd=main).stdout == "pr"
+
+    # Each commit's git objects are built once, then read from the cache; built again, they are the same.
+    cache = hub.settings.root / "models" / "lab" / "repo" / "cache"
+    assert len(list((cache / "git-objects").iterdir())) == 6  # initial, One, On dev, Two, Three, PR
+    shutil.rmtree(cache)
     git("clone", f"{hub.url}/lab/repo", "again")
     assert git("rev-parse", "HEAD", cwd=tmp_path / "again").stdout == git("rev-parse", "HEAD", cwd=main).stdout
 
 
-def test_a_private_repo_clones_only_with_the_token(tmp_path: Path, git) -> None:
+def test_a_private_repo_clones_only_with_the_token(tmp_path: Path, git, raw_request) -> None:
     with EmbeddedHub(tmp_path / "hub", token="s3cret") as hub:
         api = HfApi(endpoint=hub.url, token="s3cret")
         api.create_repo("lab/private", private=True)
@@ -152,6 +158,9 @@ def test_a_private_repo_clones_only_with_the_token(tmp_path: Path, git) -> None:
         refused = git("clone", f"{hub.url}/lab/private", "anonymous", check=False)
         assert refused.returncode != 0 and "could not read Username" in refused.stderr  # asked for credentials
         assert not (tmp_path / "anonymous" / "secret.txt").exists()
+        for repo in ("lab/private", "lab/absent"):  # the same answer: no telling which exists
+            status, _, headers = raw_request(hub, "GET", f"/{repo}/info/refs?service=git-upload-pack")
+            assert (status, headers["WWW-Authenticate"]) == (401, 'Basic realm="adapterzoo hub"')
         wrong = git("clone", f"http://me:wrong@{host}/lab/private", "wrong", check=False)
         assert wrong.returncode != 0 and "Authentication failed" in wrong.stderr
 
