@@ -47,7 +47,7 @@ def basic_password(header: str) -> str | None:
         credentials = base64.b64decode(encoded.strip(), validate=True).decode()
     except (binascii.Error, UnicodeDecodeError):
         return None
-    user, colon, password = credentials.partition(":")
+    _user, colon, password = credentials.partition(":")
     return password if colon else None
 
 
