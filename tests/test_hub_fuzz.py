@@ -87,6 +87,11 @@ ROUTES = [
     ("GET", "/api/{kind}/{repo}/xet-write-token/{name}"),
     ("POST", "/xet/{name}/v1/xorbs/default/{path}"),
     ("POST", "/xet/{name}/v1/shards"),
+    ("GET", "/{prefix}{repo}/raw/{name}/{path}"),
+    ("GET", "/{prefix}{repo}/info/refs?service={name}"),
+    ("GET", "/{prefix}{repo}.git/info/refs?service=git-upload-pack"),
+    ("POST", "/{prefix}{repo}/git-upload-pack"),
+    ("POST", "/{prefix}{repo}.git/git-receive-pack"),
 ]
 
 names = st.one_of(st.sampled_from(HOSTILE), st.text(max_size=30))
@@ -147,6 +152,8 @@ def encode(name: str, raw: bool) -> str:
 
 def frame(method: str, path: str, body: bytes, framing: str) -> bytes:
     head = f"{method} {path} HTTP/1.1\r\nHost: fuzz\r\nConnection: close\r\n"
+    if path.endswith("/git-upload-pack"):
+        head += "Content-Type: application/x-git-upload-pack-request\r\n"
     if framing == "chunked":
         return (
             (head + "Transfer-Encoding: chunked\r\n\r\n").encode()

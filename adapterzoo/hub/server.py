@@ -39,7 +39,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import yaml
 
-from adapterzoo.hub import xet
+from adapterzoo.hub import git_http, xet
 from adapterzoo.hub.commit_body import read_commit_lines
 from adapterzoo.hub.connections import BoundedHTTPServer
 from adapterzoo.hub.descriptions import MAX_CARD_BYTES, describe, safe_yaml
@@ -190,8 +190,11 @@ class HubRequestHandler(BaseHTTPRequestHandler):
 
     # authentication and permissions
     def caller(self) -> Caller | None:
-        """Who sent this request, None if anonymous; an invalid token is refused outright (401)."""
-        return self.accounts.authenticate(self.headers.get("Authorization", ""))
+        """Who sent this request, None if anonymous; an invalid token is refused outright (401). git sends the token
+        as the password of Basic authentication."""
+        header = self.headers.get("Authorization", "")
+        password = git_http.basic_password(header)
+        return self.accounts.authenticate(header if password is None else f"Bearer {password}")
 
     def may_read(self, repo: Repo) -> bool:
         """Whether this request may see ``repo``: a private one is seen by its namespace's owner and members only."""
@@ -239,6 +242,12 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             repo_type, s = API_TYPES[s[0]], s[1:]
         if len(s) >= 4 and s[2] == "resolve" and method in ("GET", "HEAD"):
             return self.resolve_file(repo_type, f"{s[0]}/{s[1]}", s[3], "/".join(s[4:]))
+        if len(s) >= 4 and s[2] == "raw" and method in ("GET", "HEAD"):
+            return self.resolve_file(repo_type, f"{s[0]}/{s[1]}", s[3], "/".join(s[4:]), raw=True)
+        if len(s) == 4 and s[2:] == ["info", "refs"] and method == "GET":
+            return self.git_refs(repo_type, f"{s[0]}/{s[1].removesuffix('.git')}")
+        if len(s) == 3 and s[2].startswith("git-") and method == "POST":
+            return self.git_service(repo_type, f"{s[0]}/{s[1].removesuffix('.git')}", s[2])
         if len(s) == 6 and s[1].endswith(".git") and s[2:] == ["info", "lfs", "objects", "batch"]:
             return self.lfs_batch(repo_type, f"{s[0]}/{s[1][:-4]}")
         if s[:1] == ["xet"] and len(s) >= 4 and s[2] == "v1" and repo_type == "model":
@@ -624,20 +633,22 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         comment = field(self.read_json(), "comment", str, None)
         self.send_json({"success": True, "mergeCommitId": repo.discussions.merge(number, author, comment)})
 
-    def resolve_file(self, repo_type: str, repo_id: str, revision: str, path: str) -> None:
+    def resolve_file(self, repo_type: str, repo_id: str, revision: str, path: str, *, raw: bool = False) -> None:
+        """A file's content; with ``raw`` (the /raw/ route) what git stores for it: an LFS file's pointer."""
         repo = self.repo(repo_type, repo_id)
         commit_id = repo.resolve(revision)
         entry = repo.read_commit(commit_id).tree.get(check_path(path))
         if entry is None:
             raise HubError(404, f"Entry Not Found: {path} at {revision}", "EntryNotFound")
         headers = {"X-Repo-Commit": commit_id, "Accept-Ranges": "bytes", "ETag": f'"{entry.oid}"'}
-        if entry.lfs:
+        if entry.lfs and not raw:
             headers.update({"ETag": f'"{entry.sha256}"', "X-Linked-Etag": f'"{entry.sha256}"'})
             headers["X-Linked-Size"] = str(entry.size)
-        start, end = _byte_range(self.headers.get("Range"), entry.size)
-        status = HTTPStatus.PARTIAL_CONTENT if (start, end) != (0, entry.size) else HTTPStatus.OK
+        size = entry.blob_size if raw else entry.size
+        start, end = _byte_range(self.headers.get("Range"), size)
+        status = HTTPStatus.PARTIAL_CONTENT if (start, end) != (0, size) else HTTPStatus.OK
         if status == HTTPStatus.PARTIAL_CONTENT:
-            headers["Content-Range"] = f"bytes {start}-{end - 1}/{entry.size}"
+            headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(end - start))
@@ -645,9 +656,49 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.end_headers()
         if self.command == "GET":
-            with open(repo.object_path(entry.sha256), "rb") as handle:
+            with repo.open_blob(entry) if raw else open(repo.object_path(entry.sha256), "rb") as handle:
                 handle.seek(start)
                 _copy(handle, self.wfile, end - start)
+
+    # git smart HTTP, read-only
+    def send_git_error(self, error: HubError) -> None:
+        """A refusal git shows its user (a text/plain body becomes "remote: ..." lines); a 401 asks for credentials,
+        which git sends only when asked."""
+        self.close_connection = True
+        headers = {"X-Error-Message": str(error), "Connection": "close"}
+        if error.status == 401:
+            headers["WWW-Authenticate"] = 'Basic realm="adapterzoo hub"'
+        self._send(error.status, f"{error}\n".encode(), "text/plain; charset=utf-8", headers)
+
+    def git_view(self, repo_type: str, repo_id: str) -> git_http.GitView:
+        try:
+            repo = self.repo(repo_type, repo_id)
+        except HubError as error:
+            if error.code != "RepoNotFound" or self.caller() is not None:
+                raise
+            raise HubError(401, f"Repository not found or private: {repo_id} (give a token as password)") from None
+        return git_http.GitView(repo)
+
+    def git_refs(self, repo_type: str, repo_id: str) -> None:
+        try:
+            git_http.check_service(self.query.get("service"))
+            view = self.git_view(repo_type, repo_id)
+            content_type = f"application/x-{git_http.UPLOAD_PACK}-advertisement"
+            git_http.respond(self, content_type, lambda write: git_http.advertise_refs(view, write))
+        except HubError as error:
+            self.send_git_error(error)
+
+    def git_service(self, repo_type: str, repo_id: str, service: str) -> None:
+        try:
+            git_http.check_service(service)
+            if self.headers.get("Content-Type") != f"application/x-{service}-request":
+                raise HubError(415, f"A {service} request has the Content-Type application/x-{service}-request")
+            view = self.git_view(repo_type, repo_id)
+            read = git_http.request_reader(self.headers, self.body)
+            content_type = f"application/x-{service}-result"
+            git_http.respond(self, content_type, lambda write: git_http.upload_pack(view, read, write))
+        except HubError as error:
+            self.send_git_error(error)
 
     # git LFS (basic transfer)
     def _signature(self, repo_type: str, repo_id: str, sha256: str, size: str) -> str:

@@ -7,6 +7,7 @@ Layout of one repository (``ROOT/<type>s/<namespace>/<name>/``)::
     commits/<commit id>.json    {"parents", "tree": {path: entry}, "title", "message", "author", "date"}
     refs/heads/<branch>         a commit id   (also refs/tags/<tag>, refs/pr/<n>)
     discussions/<n>.json        a discussion's or pull request's record and events (see `adapterzoo.hub.discussions`)
+    cache/<kind>/<commit id>    data derived from a commit (its git objects), rebuilt whenever it is missing
     tmp/<pid>-<random>          files being written, renamed into place when complete
     lock                        held while a commit or a ref changes
 
@@ -44,6 +45,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from io import BytesIO
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -88,6 +90,11 @@ class FileEntry:
     @property
     def pointer(self) -> str:
         return LFS_POINTER.format(sha256=self.sha256, size=self.size)
+
+    @property
+    def blob_size(self) -> int:
+        """The size of what git stores for this file: its content, or its LFS pointer."""
+        return len(self.pointer.encode()) if self.lfs else self.size
 
 
 @dataclass(frozen=True)
@@ -322,6 +329,10 @@ class Repo:
 
         self.store_chunks(chunks(), expected_sha256=expected_sha256, expected_size=size)
 
+    def open_blob(self, entry: FileEntry) -> IO[bytes]:
+        """What git stores for ``entry`` (``entry.blob_size`` bytes): the file's content, or its LFS pointer."""
+        return BytesIO(entry.pointer.encode()) if entry.lfs else open(self.object_path(entry.sha256), "rb")
+
     def _entry(self, sha256: str, lfs: bool) -> FileEntry:
         path = self.object_path(sha256)
         size = path.stat().st_size
@@ -360,6 +371,19 @@ class Repo:
         commit_id = hashlib.sha1(b"commit " + data).hexdigest()
         self._write(self._file("commits", f"{commit_id}.json"), data)
         return commit_id
+
+    # data derived from a commit: written whole or not at all, and rebuilt by its reader when missing
+    def _derived_path(self, kind: str, commit_id: str) -> Path:
+        if not is_commit_id(commit_id):
+            raise HubError(500, f"{self.id}: {commit_id!r} is not a commit id")
+        return self._file("cache", kind, commit_id)
+
+    def read_derived(self, kind: str, commit_id: str) -> bytes | None:
+        path = self._derived_path(kind, commit_id)
+        return path.read_bytes() if path.is_file() else None
+
+    def write_derived(self, kind: str, commit_id: str, data: bytes) -> None:
+        self._write(self._derived_path(kind, commit_id), data)
 
     def ref_path(self, ref: str) -> Path:
         kind, _, name = ref.removeprefix("refs/").partition("/")
