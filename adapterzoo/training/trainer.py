@@ -328,7 +328,9 @@ class _Run:
             return
         self.evaluated_at = progress.step
         with rng_untouched():
-            logits, labels = gather_logits(self.model, self.eval_loader, self.accelerator, self.skipped)
+            logits, labels = gather_logits(
+                self.model, self.eval_loader, self.accelerator, self.skipped, progress=self.config.progress
+            )
         metrics = compute_metrics(self.config.metrics, logits, labels)
         self.result.metrics = metrics
         self.model.metrics = {k: v for k, v in metrics.items() if k != "num_examples"}
