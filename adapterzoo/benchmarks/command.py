@@ -8,7 +8,7 @@ import argparse
 from adapterzoo.benchmarks.shapes import SHAPES
 from adapterzoo.environment import require_extra
 
-PLOTTING = "adapterzoo bench (its plots)"
+PLOTTING = "Plotting the benchmark results"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

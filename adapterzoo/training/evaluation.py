@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from adapterzoo.data.loading import find_columns, label_ids, load_image_dataset, split_name
+from adapterzoo.data.pixel_values import check_pixel_values
 from adapterzoo.data.transforms import Collate, ImageExamples, SkippedRows
 from adapterzoo.faults import fault_point
 from adapterzoo.metrics import load_metric
@@ -103,6 +104,7 @@ def evaluation_loader(
     """A loader of ``dataset``'s examples, preprocessed for ``model``, with labels mapped to the model's by name."""
     columns = find_columns(dataset, image_column, label_column)
     labels = label_ids(dataset, columns, model.labels)
+    check_pixel_values(dataset, columns, model.image_processor)
     split = split_name(dataset, "evaluation")
     examples = ImageExamples(dataset, columns, labels, split=split, skip_bad_images=skip_bad_images)
     return DataLoader(examples, batch_size=batch_size, collate_fn=Collate(model.image_processor))
