@@ -225,6 +225,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     from adapterzoo import AutoAdapter, evaluate
     from adapterzoo.data.loading import class_split, load_image_dataset
     from adapterzoo.training import evaluate_base_to_novel
+    from adapterzoo.training.evaluation import check_metrics
+
+    try:
+        check_metrics(args.metrics)
+    except ValueError as exc:  # before the adapter loads
+        raise SystemExit(f"adapterzoo evaluate: {exc}") from exc
 
     model = AutoAdapter.from_pretrained(args.adapter, revision=args.revision)
     dataset = load_image_dataset(args.dataset, args.split)

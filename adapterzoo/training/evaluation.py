@@ -75,14 +75,14 @@ def gather_logits(
     """Logits and labels of every example in ``loader``, gathered from all processes, each example exactly once.
 
     Rows the loader skipped for unreadable images are recorded in ``skipped`` (pass one when it may skip). With
-    ``progress``, the main process shows a bar of the batches, cleared when evaluation ends.
+    ``progress``, the main process shows a bar of the batches (cleared at the end when it sits under training's bar).
     """
     was_training = model.training
     model.eval()
     all_logits, all_labels = [], []
     try:
         show = progress and accelerator.is_main_process
-        for batch in tqdm(loader, desc="evaluating", unit="batch", leave=False, disable=not show):
+        for batch in tqdm(loader, desc="evaluating", unit="batch", leave=None, disable=not show):
             if skipped is not None and not skipped.take(batch):
                 continue
             fault_point("evaluation")
@@ -139,6 +139,7 @@ def evaluate(
 ) -> dict[str, float]:
     """Evaluate an `AdapterModel` on a dataset (a `datasets.Dataset` or a source `load_image_dataset` accepts);
     ``progress`` shows a bar of the batches (``adapterzoo evaluate`` turns it on)."""
+    check_metrics(metrics)  # before the predicting, not after
     dataset = load_image_dataset(dataset, split)
     logits, labels = predict_dataset(
         model, dataset, batch_size=batch_size, image_column=image_column, label_column=label_column, progress=progress
