@@ -165,6 +165,7 @@ def _train(args: argparse.Namespace) -> int:
     run, training = _train_options(args)
     sources = ("backbone", "adapter", "dataset", "eval_dataset")
     _check_local_paths("train", **{f"{name}_folder": run.get(name) for name in sources})
+    # torch loads after the checks, so that a typo fails at once
     from adapterzoo import AutoAdapter, base_to_novel, train
     from adapterzoo.data.loading import class_names, hub_dataset_id
 
