@@ -17,7 +17,6 @@ from huggingface_hub.utils import validate_repo_id
 
 from adapterzoo import __version__
 from adapterzoo.errors import CheckpointError
-from adapterzoo.local_paths import looks_like_local_path
 from adapterzoo.saving import (
     PEFT_CONFIG_NAME,
     PICKLE_SUFFIXES,
@@ -34,9 +33,8 @@ PEFT_OPTIONAL_FILES = (TRANSFORMERS_CONFIG_NAME, PROCESSOR_CONFIG_NAME)
 
 
 def is_hub_id(name: str | os.PathLike) -> bool:
-    """Whether ``name`` means a Hub repo rather than a local folder (a Path, a string naming a folder here, or one
-    that can only be a path: `looks_like_local_path`)."""
-    return isinstance(name, str) and not os.path.exists(name) and not looks_like_local_path(name)
+    """Whether ``name`` means a Hub repo rather than a local folder (a Path, or a string naming a folder here)."""
+    return isinstance(name, str) and not os.path.exists(name) and not name.startswith((".", "/", "~"))
 
 
 def download_adapter(
