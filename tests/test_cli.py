@@ -1,4 +1,5 @@
-"""The command line: `adapterzoo train` (flags and YAML config), `adapterzoo evaluate`, Ctrl-C and resume."""
+"""The command line: `adapterzoo train` (flags and YAML config), `adapterzoo evaluate`, Ctrl-C and resume; versions,
+extras checked up front, progress bars, one-line user errors, the datasets a user has (issue 18)."""
 
 from __future__ import annotations
 
@@ -248,8 +249,8 @@ def test_a_typo_in_a_local_path_is_one_line_naming_it(given: str, says: str, tmp
     assert _failure(capsys, "evaluate", given, "--dataset", "builtin:shapes") == f"adapterzoo evaluate: {says}"
 
 
-def test_path_typos_fail_in_a_second_with_exit_code_1(vit_path: Path, tmp_path: Path) -> None:
-    """Through the real entry point: no traceback, before torch loads."""
+def test_a_path_typo_fails_at_once_with_exit_status_1(vit_path: Path, tmp_path: Path) -> None:
+    """Through the real entry point: one line on stderr, no traceback, before torch loads (about a second)."""
     started = time.perf_counter()
     process = subprocess.run(
         [sys.executable, "-m", "adapterzoo", "train", "--backbone", str(vit_path) + "x", "--method", "lora",
