@@ -42,6 +42,7 @@ from adapterzoo.heads import head_width
 from adapterzoo.hub.client import download_adapter, is_hub_id
 from adapterzoo.image_classifier import ImageClassifier
 from adapterzoo.loading_options import LoadingOptions
+from adapterzoo.local_paths import missing_path_message
 from adapterzoo.method import Method
 from adapterzoo.model_card import render_model_card
 from adapterzoo.pattern_check import check_patterns
@@ -405,7 +406,7 @@ class AutoAdapter:
             folder = Path(name_or_path, loading.subfolder)
             recover_interrupted_save(folder)
             if not folder.is_dir():
-                raise CheckpointError(f"No saved adapter at {folder}.")
+                raise CheckpointError(missing_path_message(folder, "saved adapter at") + ".")
         check_no_pickle_only(folder)
         if is_peft_adapter(folder):  # saved by PEFT itself, for transformers' classification model
             record, backbone = import_record(

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import sys
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +56,13 @@ def _key_values(pairs: Sequence[str]) -> dict[str, Any]:
     return options
 
 
-def _add_training_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per `TrainingConfig` field, typed and documented from the dataclass."""
+def _add_training_flags(parser: argparse.ArgumentParser, method: str | None = None) -> None:
+    """One flag per `TrainingConfig` field, typed and documented from the dataclass; the defaults shown are
+    ``method``'s recipe where it sets them."""
+    from adapterzoo.registry import method_recipe
     from adapterzoo.training.config import TrainingConfig
+
+    recipe = method_recipe(method) if method else {}
 
     hints = typing.get_type_hints(TrainingConfig)
     group = parser.add_argument_group("training options (also keys of --config)")
@@ -67,6 +72,8 @@ def _add_training_flags(parser: argparse.ArgumentParser) -> None:
         if isinstance(kind, types.UnionType):
             kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+        if field.name in recipe:
+            default = f"{recipe[field.name]}, {method}'s recipe"
         help_text = f"{field.metadata['help']} (default: {default})"
         if kind is bool:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
@@ -85,6 +92,11 @@ def _train_options(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, 
     if args.config:
         import yaml
 
+        if not os.path.isfile(args.config):
+            from adapterzoo.local_paths import missing_path_message
+
+            raise SystemExit(f"adapterzoo train: {missing_path_message(args.config, 'config file')}")
+
         loaded = yaml.safe_load(Path(args.config).read_text()) or {}
         if not isinstance(loaded, dict):
             raise SystemExit(f"adapterzoo: {args.config} must hold a mapping of option names to values")
@@ -99,6 +111,29 @@ def _train_options(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, 
     values.update(given)
     run = {key: values.pop(key) for key in list(values) if key in RUN_OPTIONS}
     return run, values
+
+
+def _check_local_paths(command: str, **sources: str | None) -> None:
+    """Refuse, before anything loads, a source (``backbone="./vit"``) that can only be a local path and is not there:
+    one line naming it, rather than a Hub client's "Repo id must be in the form ..." after seconds of imports."""
+    from adapterzoo.local_paths import looks_like_local_path, missing_path_message
+
+    for what, name in sources.items():
+        if name and not name.startswith("builtin:") and looks_like_local_path(name) and not os.path.exists(name):
+            raise SystemExit(f"adapterzoo {command}: {missing_path_message(name, what.replace('_', ' '))}")
+
+
+def _without_transformers_bars(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A command that loads models, run without the bar transformers draws for each load (`transformers_bars_off`)."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        from adapterzoo.progress import transformers_bars_off
+
+        with transformers_bars_off():
+            return command(args)
+
+    return run
 
 
 def _prepare_data(run: dict[str, Any], seed: int):
@@ -123,12 +158,17 @@ def _prepare_data(run: dict[str, Any], seed: int):
     return train_data, eval_data, columns
 
 
+@_without_transformers_bars
 def _train(args: argparse.Namespace) -> int:
-    from adapterzoo import AutoAdapter, base_to_novel, train
-    from adapterzoo.data.loading import class_names, hub_dataset_id
     from adapterzoo.training.config import TrainingConfig
 
     run, training = _train_options(args)
+    sources = ("backbone", "adapter", "dataset", "eval_dataset")
+    _check_local_paths("train", **{f"{name}_folder": run.get(name) for name in sources})
+    # torch loads after the checks, so that a typo fails at once
+    from adapterzoo import AutoAdapter, base_to_novel, train
+    from adapterzoo.data.loading import class_names, hub_dataset_id
+
     seed = training.get("seed", TrainingConfig.seed)
     train_data, eval_data, columns = _prepare_data(run, seed)
     if run.get("adapter"):
@@ -172,6 +212,7 @@ def _bench(args: argparse.Namespace) -> int:
     return bench(args)
 
 
+@_without_transformers_bars
 def _demo(args: argparse.Namespace) -> int:
     from adapterzoo.demo import run_demo
 
@@ -179,14 +220,22 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+@_without_transformers_bars
 def _evaluate(args: argparse.Namespace) -> int:
+    _check_local_paths("evaluate", adapter_folder=args.adapter, dataset_folder=args.dataset)
     from adapterzoo import AutoAdapter, evaluate
     from adapterzoo.data.loading import class_split, load_image_dataset
     from adapterzoo.training import evaluate_base_to_novel
+    from adapterzoo.training.evaluation import check_metrics
+
+    try:
+        check_metrics(args.metrics)
+    except ValueError as exc:  # before the adapter loads
+        raise SystemExit(f"adapterzoo evaluate: {exc}") from exc
 
     model = AutoAdapter.from_pretrained(args.adapter, revision=args.revision)
     dataset = load_image_dataset(args.dataset, args.split)
-    columns = {"image_column": args.image_column, "label_column": args.label_column}
+    columns = {"image_column": args.image_column, "label_column": args.label_column, "progress": args.progress}
     if args.protocol == "base-to-novel":
         metrics = evaluate_base_to_novel(model, dataset, batch_size=args.batch_size, **columns)
     else:
@@ -200,6 +249,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+@_without_transformers_bars
 def _export(args: argparse.Namespace) -> int:
     from adapterzoo import AdapterZooError, AutoAdapter
 
@@ -218,11 +268,25 @@ def _export(args: argparse.Namespace) -> int:
 def _methods(args: argparse.Namespace) -> int:
     from adapterzoo import list_methods
 
+    if args.recipe:
+        return _print_recipe(args.recipe)
     rows = [(info.name, info.distribution, info.version, info.summary) for info in list_methods()]
     # Each column as wide as its longest cell, so that long distribution names keep the summaries aligned.
     widths = [max((len(row[column]) for row in rows), default=0) for column in range(3)]
     for *cells, summary in rows:
         print("  ".join([*(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)), summary]))
+    return 0
+
+
+def _print_recipe(method: str) -> int:
+    """The options ``method``'s recipe sets, as YAML (keys of ``adapterzoo train --config``)."""
+    import yaml
+
+    from adapterzoo.registry import method_recipe
+
+    recipe = method_recipe(method)
+    print(f"# {method}'s recipe, over the defaults of `adapterzoo train --help`; any flag or --config key overrides it")
+    print(yaml.safe_dump(recipe, sort_keys=False).rstrip() if recipe else "# (none: the defaults apply)")
     return 0
 
 
@@ -252,18 +316,41 @@ def _hub_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _Version(argparse.Action):
+    """``--version``: adapterzoo's version and those of the libraries it runs on, read without importing them."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        from adapterzoo.environment import version_report
+
+        print(version_report())
+        parser.exit()
+
+
+def build_parser(help_method: str | None = None) -> argparse.ArgumentParser:
+    """The command line; ``help_method``: the method whose recipe `adapterzoo train --help` shows as defaults."""
     parser = argparse.ArgumentParser(prog="adapterzoo", description="Parameter-efficient adaptation of vision models.")
+    parser.add_argument("--version", action=_Version, help="show the versions of adapterzoo and its libraries")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    methods = commands.add_parser("methods", help="list the installed methods")
+    methods = commands.add_parser("methods", help="list the installed methods, or one method's training recipe")
+    methods.add_argument("--recipe", metavar="METHOD", help="print the training options METHOD's recipe sets")
     methods.set_defaults(run=_methods)
 
     train = commands.add_parser(
         "train",
         help="train an adapter (one process, or many under torchrun / accelerate launch)",
         description="Train a method's adapter and a head on a dataset. Options come from --config (YAML, keys as "
-        "the flags with underscores), overridden by flags, over the method's recipe.",
+        "the flags with underscores), overridden by flags, over the method's recipe (its paper's optimizer and "
+        "schedule). "
+        + (
+            f"Defaults below are {help_method}'s."
+            if help_method
+            else "Defaults below are those of a method without a recipe: `adapterzoo train --method M --help` shows "
+            "M's, `adapterzoo methods --recipe M` lists what M's recipe sets."
+        ),
     )
     train.add_argument("--config", help="YAML file of options (any flag below, with underscores)")
     run_group = train.add_argument_group("what to train, on what")
@@ -279,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
             run_group.add_argument(flag, choices=("standard", "base-to-novel"), help=help_text)
         else:
             run_group.add_argument(flag, help=help_text)
-    _add_training_flags(train)
+    _add_training_flags(train, help_method)
     train.set_defaults(run=_train)
 
     evaluate = commands.add_parser("evaluate", help="evaluate a saved adapter (folder or Hub repo) on a dataset")
@@ -303,6 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
         "harmonic mean",
     )
     evaluate.add_argument("--output", help="also write the metrics to this JSON file")
+    evaluate.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     evaluate.set_defaults(run=_evaluate)
 
     export = commands.add_parser(
@@ -403,12 +491,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _help_method(argv: Sequence[str]) -> str | None:
+    """The ``--method`` of ``adapterzoo train ... --method M ... --help``, whose recipe the help then shows."""
+    if not argv or argv[0] != "train" or not {"-h", "--help"} & set(argv):
+        return None
+    for index, word in enumerate(argv):
+        if word == "--method" and index + 1 < len(argv):
+            return argv[index + 1]
+        if word.startswith("--method="):
+            return word.partition("=")[2]
+    return None
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """What a user's mistake raises (a typo in a name or option, a missing file or repo, a dataset that does not fit,
+    an extra not installed): reported in one line, without a traceback. Imported only when something failed."""
+    from datasets.exceptions import DatasetNotFoundError
+    from huggingface_hub import errors as hub
+
+    from adapterzoo.data.loading import DatasetError
+    from adapterzoo.environment import MissingExtraError
+    from adapterzoo.errors import AdapterZooError
+
+    hub_errors = (hub.HFValidationError, hub.RepositoryNotFoundError, hub.RevisionNotFoundError,
+                  hub.RevisionResolutionError, hub.EntryNotFoundError, hub.OfflineModeIsEnabled)  # fmt: skip
+    return (AdapterZooError, DatasetError, MissingExtraError, DatasetNotFoundError, *hub_errors)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = "adapterzoo"
     try:
+        args = build_parser(_help_method(argv)).parse_args(argv)
+        command = f"adapterzoo {args.command}"
         return args.run(args)
     except KeyboardInterrupt:
         return 130  # what a shell reports for Ctrl-C; training has already said where it stopped
+    except Exception as exc:
+        if not isinstance(exc, _user_errors()):
+            raise
+        raise SystemExit(f"{command}: {' '.join(str(exc).split())}") from exc
 
 
 if __name__ == "__main__":

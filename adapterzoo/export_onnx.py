@@ -16,7 +16,6 @@ The folder holds the graph (`ONNX_NAME`), the image processor's config (preproce
 from __future__ import annotations
 
 import copy
-import importlib.util
 import logging
 import warnings
 from collections.abc import Iterator
@@ -31,10 +30,10 @@ from torch import nn
 
 from adapterzoo.atomic_folder import atomic_directory
 from adapterzoo.auto import AdapterModel, _backbone_of
+from adapterzoo.environment import require_extra
 from adapterzoo.errors import ExportError
 
 ONNX_NAME = "model.onnx"
-ONNX_PACKAGES = ("onnx", "onnxruntime", "onnxscript")
 TOLERANCE = 1e-4
 """How far onnxruntime's logits may be from PyTorch's (absolute, and relative to their size) for an export to pass."""
 _TRACED_BATCH, _CHECKED_BATCH = 2, 3
@@ -59,7 +58,7 @@ def export_onnx(model: AdapterModel, path: str | Path, *, opset: int | None = No
     compute what the model computes, and ImportError naming ``pip install "adapterzoo[onnx]"`` without the ONNX
     packages.
     """
-    _require_onnx_packages()
+    require_extra("onnx", "Exporting to ONNX")
     folder = Path(path)
     graph = _Logits(_inference_copy(model)).eval()
     checked = _example_pixel_values(model, _CHECKED_BATCH)
@@ -71,14 +70,6 @@ def export_onnx(model: AdapterModel, path: str | Path, *, opset: int | None = No
         _labelled_config(model).save_pretrained(str(staging))
         model.image_processor.save_pretrained(str(staging))
     return folder
-
-
-def _require_onnx_packages() -> None:
-    missing = [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
-    if missing:
-        raise ImportError(
-            f'Exporting to ONNX needs {", ".join(missing)} (not installed): pip install "adapterzoo[onnx]"'
-        )
 
 
 def _inference_copy(model: AdapterModel) -> nn.Module:

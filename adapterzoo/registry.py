@@ -13,6 +13,7 @@ import re
 import warnings
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
+from typing import Any
 
 from adapterzoo.errors import MethodConflictError, MethodNotFoundError, PluginLoadError, PluginWarning
 from adapterzoo.method import PLUGIN_API_VERSION, Method
@@ -132,6 +133,12 @@ def get_method(name: str, *, distribution: str | None = None, distribution_versi
     method.check_defaults()
     peft_bridge.register(method)
     return method
+
+
+def method_recipe(name: str) -> dict[str, Any]:
+    """The training options the installed method ``name`` sets over `TrainingConfig`'s defaults (its paper's), read
+    from its declaration alone: without PEFT or torch, for ``adapterzoo train --method NAME --help``."""
+    return dict(_load(_entry_point(name)).recipe)
 
 
 def provenance(name: str) -> tuple[str, str]:

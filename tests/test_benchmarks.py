@@ -4,6 +4,7 @@ asserted. The parameter formulas, written as functions of the backbone's shape, 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -51,4 +52,11 @@ def test_a_cuda_run_without_a_cuda_device_is_refused_before_measuring(tmp_path: 
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     with pytest.raises(ValueError, match="no CUDA device"):
         run_benchmarks(size="tiny", device="cuda", output=tmp_path / "results", progress=False)
+    assert not (tmp_path / "results").exists()
+
+
+def test_without_matplotlib_the_benchmark_is_refused_before_measuring(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # what an absent package looks like to import
+    with pytest.raises(ImportError, match=r'needs matplotlib \(not installed\): pip install "adapterzoo\[bench\]"'):
+        run_benchmarks(size="tiny", output=tmp_path / "results", progress=False)
     assert not (tmp_path / "results").exists()

@@ -6,6 +6,9 @@ from __future__ import annotations
 import argparse
 
 from adapterzoo.benchmarks.shapes import SHAPES
+from adapterzoo.environment import require_extra
+
+PLOTTING = "Plotting the benchmark results"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,15 +29,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run the benchmarks as ``args`` say and print the table."""
+    """Run the benchmarks as ``args`` say and print the table; without matplotlib, refuse before torch even loads."""
+    require_extra("bench", PLOTTING)
     from adapterzoo.benchmarks import report
     from adapterzoo.benchmarks.run import run_benchmarks
+    from adapterzoo.progress import transformers_bars_off
 
     dtype = {"bf16": "bfloat16", "fp16": "float16"}.get(args.dtype, args.dtype)
-    results = run_benchmarks(
-        size=args.size, device=args.device, dtype=dtype, batch=args.batch, steps=args.steps, seeds=args.seeds,
-        output=args.output, readme=args.readme, skip=tuple(args.skip), progress=args.progress,
-    )  # fmt: skip
+    with transformers_bars_off():  # the benchmark loads a model a hundred times
+        results = run_benchmarks(
+            size=args.size, device=args.device, dtype=dtype, batch=args.batch, steps=args.steps, seeds=args.seeds,
+            output=args.output, readme=args.readme, skip=tuple(args.skip), progress=args.progress,
+        )  # fmt: skip
     print(report.markdown(results))
     print(f"\nWritten to {args.output} in {results['seconds']:.0f} s.")
     return 0

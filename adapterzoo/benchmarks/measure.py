@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from adapterzoo.auto import AdapterModel, AutoAdapter
 from adapterzoo.backbones import describe_backbone, load_backbone
@@ -152,32 +153,35 @@ def accuracy(rows: list[Row], *, seeds: int, quick: bool, workdir: Path, progres
         vit = pretrained_backbone("vit", quick=quick, progress=progress)
         clip = pretrained_backbone("clip", quick=quick, progress=progress)
         layers = load_auto("AutoConfig", clip).text_config.num_hidden_layers
-        for row in rows:
-            scores = []
-            for seed in range(seeds):
-                options = {"depth": max(1, round(9 / 12 * layers))} if row.method == "maple" else {}
-                torch.manual_seed(seed)
-                model = AutoAdapter.from_backbone(
-                    clip if row.clip else vit, method=row.method, labels=SHAPES if row.clip else TARGET_SHAPES,
-                    **{**row.options, **options},
-                )  # fmt: skip
-                output = workdir / f"accuracy-{len(results)}-{seed}"
-                if row.clip:
-                    extra = {"epochs": 1} if quick else {}
-                    result = base_to_novel(model, clip_train, clip_test, shots=shots, seed=seed, output_dir=output,
-                                           progress=False, **extra)  # fmt: skip
-                    scores.append(result.harmonic_mean)
-                else:
-                    train(model, train_data, epochs=epochs, batch_size=32, seed=seed, output_dir=output,
-                          progress=False)  # fmt: skip
-                    scores.append(evaluate(model, test_data)["accuracy"])
-            results[row.label] = {
-                "metric": "harmonic mean (base-to-novel)" if row.clip else "accuracy (unseen shapes)",
-                "mean": statistics.mean(scores),
-                "std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
-                "scores": scores,
-                "trainable_on_small_backbone": model.trainable_parameters,
-            }
+        with tqdm(total=len(rows) * seeds, desc="accuracy", disable=not progress) as bar:
+            for row in rows:
+                scores = []
+                for seed in range(seeds):
+                    bar.set_postfix_str(f"{row.label}, seed {seed}")
+                    options = {"depth": max(1, round(9 / 12 * layers))} if row.method == "maple" else {}
+                    torch.manual_seed(seed)
+                    model = AutoAdapter.from_backbone(
+                        clip if row.clip else vit, method=row.method, labels=SHAPES if row.clip else TARGET_SHAPES,
+                        **{**row.options, **options},
+                    )  # fmt: skip
+                    output = workdir / f"accuracy-{len(results)}-{seed}"
+                    if row.clip:
+                        extra = {"epochs": 1} if quick else {}
+                        result = base_to_novel(model, clip_train, clip_test, shots=shots, seed=seed, output_dir=output,
+                                               progress=False, **extra)  # fmt: skip
+                        scores.append(result.harmonic_mean)
+                    else:
+                        train(model, train_data, epochs=epochs, batch_size=32, seed=seed, output_dir=output,
+                              progress=False)  # fmt: skip
+                        scores.append(evaluate(model, test_data)["accuracy"])
+                    bar.update()
+                results[row.label] = {
+                    "metric": "harmonic mean (base-to-novel)" if row.clip else "accuracy (unseen shapes)",
+                    "mean": statistics.mean(scores),
+                    "std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
+                    "scores": scores,
+                    "trainable_on_small_backbone": model.trainable_parameters,
+                }
     return results
 
 

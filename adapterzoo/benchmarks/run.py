@@ -10,8 +10,10 @@ import transformers
 from tqdm.auto import tqdm
 
 from adapterzoo.benchmarks import measure, report
+from adapterzoo.benchmarks.command import PLOTTING
 from adapterzoo.benchmarks.shapes import CLIP_CLASSES, NUM_CLASSES, SHAPES, Shape, rows_for
 from adapterzoo.data.tokenizer import builtin_clip_tokenizer
+from adapterzoo.environment import require_extra
 from adapterzoo.readme_blocks import find_block
 from adapterzoo.registry import get_method, list_methods
 
@@ -72,6 +74,7 @@ def run_benchmarks(
 ) -> dict:
     """Measure and write results; ``size`` is the timing size (tiny, small, base), ``skip`` names sections to leave
     out ("params", "steps", "latency", "overhead", "cache", "accuracy")."""
+    require_extra("bench", PLOTTING)  # refused now rather than after the measuring, as a README without its block
     if readme is not None:
         find_block(Path(readme), report.START, report.END)  # refused now rather than after the measuring
     if torch.device(device).type == "cuda" and not torch.cuda.is_available():
@@ -109,19 +112,24 @@ def run_benchmarks(
                 )
         if "steps" not in skip:
             full = {}
-            for kind in ("vit", "clip"):
-                reference = next(row for row in timing_rows if row.method == "full")
-                full[kind] = measure.training_step(reference, timed[kind], SHAPES[size], device=device, dtype=dtype,
-                                                   batch=batch, steps=steps, isolated=size != "tiny")  # fmt: skip
-            for row in tqdm(timing_rows, desc="training steps", disable=not progress):
-                backbone = timed["clip" if row.clip else "vit"]
-                step = measure.training_step(row, backbone, SHAPES[size], device=device, dtype=dtype, batch=batch,
-                                             steps=steps, isolated=size != "tiny")  # fmt: skip
-                reference = full["clip" if row.clip else "vit"]
-                results["methods"][row.label].update(
-                    step, step_ratio=step["step_seconds"] / reference["step_seconds"],
-                    memory_ratio=step["peak_memory_mb"] / reference["peak_memory_mb"],
-                )  # fmt: skip
+            # Full fine-tuning of each backbone first (the reference of the ratios), then every row.
+            with tqdm(total=2 + len(timing_rows), desc="training steps", disable=not progress) as bar:
+                for kind in ("vit", "clip"):
+                    reference = next(row for row in timing_rows if row.method == "full")
+                    full[kind] = measure.training_step(reference, timed[kind], SHAPES[size], device=device,
+                                                       dtype=dtype, batch=batch, steps=steps,
+                                                       isolated=size != "tiny")  # fmt: skip
+                    bar.update()
+                for row in timing_rows:
+                    backbone = timed["clip" if row.clip else "vit"]
+                    step = measure.training_step(row, backbone, SHAPES[size], device=device, dtype=dtype,
+                                                 batch=batch, steps=steps, isolated=size != "tiny")  # fmt: skip
+                    reference = full["clip" if row.clip else "vit"]
+                    results["methods"][row.label].update(
+                        step, step_ratio=step["step_seconds"] / reference["step_seconds"],
+                        memory_ratio=step["peak_memory_mb"] / reference["peak_memory_mb"],
+                    )  # fmt: skip
+                    bar.update()
             results["full_fine_tuning_reference"] = full
         if "latency" not in skip:
             for row in tqdm(timing_rows, desc="inference latency", disable=not progress):
@@ -147,7 +155,7 @@ def run_benchmarks(
                 method: measure.cache_speedup(
                     method, timed["vit"], SHAPES[size], images=images, epochs=epochs, workdir=workdir / "cache"
                 )  # fmt: skip
-                for method in methods
+                for method in tqdm(methods, desc="feature cache", disable=not progress)
             }
         if "accuracy" not in skip:
             scores = measure.accuracy(rows, seeds=seeds, quick=size == "tiny", workdir=workdir, progress=progress)

@@ -1,7 +1,7 @@
 """Loading image-classification datasets through `datasets`, and checking them against a model before training.
 
-A source is a `datasets.Dataset`, ``builtin:<task>`` (the generated datasets, offline), a local folder
-(``imagefolder``: one sub-folder per class), or a Hub dataset id.
+A source is a `datasets.Dataset`, ``builtin:<task>`` (the generated datasets, offline), a local folder (one written
+by ``save_to_disk``, or an ``imagefolder``: one sub-folder per class), or a Hub dataset id.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import datasets
 import numpy as np
 
 from adapterzoo.data.builtin import builtin_dataset
+from adapterzoo.local_paths import looks_like_local_path, missing_path_message
 
 IMAGE_COLUMNS = ("image", "img", "pixel_values", "picture")
 LABEL_COLUMNS = ("label", "labels", "fine_label", "class", "target")
@@ -26,7 +27,11 @@ class DatasetError(ValueError):
 
 
 def load_image_dataset(source: str | datasets.Dataset, split: str = "train", **builtin_options) -> datasets.Dataset:
-    """One split of a dataset from a `datasets.Dataset`, ``builtin:<task>``, a local image folder or a Hub id."""
+    """One split of a dataset from a `datasets.Dataset`, ``builtin:<task>``, a local folder or a Hub id.
+
+    A folder written by ``save_to_disk`` is read back with ``load_from_disk``: a DatasetDict's splits, or one Dataset
+    (its own split if it names one, else any split asked for); any other folder is an ``imagefolder``.
+    """
     if isinstance(source, datasets.Dataset):
         return source
     if isinstance(source, datasets.DatasetDict):
@@ -36,10 +41,21 @@ def load_image_dataset(source: str | datasets.Dataset, split: str = "train", **b
     if source.startswith("builtin:"):
         return builtin_dataset(source.removeprefix("builtin:"), split, **builtin_options)
     if os.path.isdir(source):
-        loaded = datasets.load_dataset("imagefolder", data_dir=source)
-    else:
-        loaded = datasets.load_dataset(source)
-    return load_image_dataset(loaded, split)
+        if not _saved_to_disk(source):
+            return load_image_dataset(datasets.load_dataset("imagefolder", data_dir=source), split)
+        saved = datasets.load_from_disk(source)
+        if isinstance(saved, datasets.Dataset) and saved.split is not None and str(saved.split) != split:
+            raise DatasetError(f"{source} holds one split, '{saved.split}' (saved by save_to_disk), not '{split}'.")
+        return load_image_dataset(saved, split)
+    if looks_like_local_path(source):
+        raise DatasetError(missing_path_message(source, "dataset folder") + ".")
+    return load_image_dataset(datasets.load_dataset(source), split)
+
+
+def _saved_to_disk(folder: str) -> bool:
+    """Whether ``folder`` was written by ``Dataset.save_to_disk`` or ``DatasetDict.save_to_disk``."""
+    markers = (datasets.config.DATASETDICT_JSON_FILENAME, datasets.config.DATASET_STATE_JSON_FILENAME)
+    return any(os.path.isfile(os.path.join(folder, name)) for name in markers)
 
 
 def hub_dataset_id(source: str | datasets.Dataset) -> str | None:

@@ -22,6 +22,7 @@ from PIL import Image
 
 from adapterzoo.data.images import ImageDecodeError, read_image
 from adapterzoo.data.loading import Columns
+from adapterzoo.data.pixel_values import preprocessed_shape
 
 SKIPPED = "skipped_rows"  # the batch key under which `Collate` records the (split, row) pairs it dropped
 
@@ -57,6 +58,7 @@ class ImageExamples(torch.utils.data.Dataset):
 
     Call `set_epoch` before each epoch: the augmentation of example i in epoch e is drawn from seed (seed, e, i).
     ``split`` names the dataset in errors about its rows; with ``skip_bad_images`` an unreadable row gives `Skipped`.
+    Preprocessed pixel values (`adapterzoo.data.pixel_values`) come as tensors instead of images.
     """
 
     def __init__(
@@ -80,6 +82,7 @@ class ImageExamples(torch.utils.data.Dataset):
         self.seed = seed
         self.crop_scale = crop_scale
         self.epoch = 0
+        self.preprocessed = preprocessed_shape(dataset, columns.image) is not None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -87,7 +90,9 @@ class ImageExamples(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, index: int) -> tuple[Image.Image, int] | Skipped:
+    def __getitem__(self, index: int) -> tuple[Image.Image | torch.Tensor, int] | Skipped:
+        if self.preprocessed:
+            return torch.as_tensor(np.asarray(self.dataset[index][self.image_column])), int(self.labels[index])
         image = read_image(self.dataset, self.image_column, index, self.split, skip=self.skip_bad_images)
         if image is None:
             return Skipped(self.split, index)
@@ -100,7 +105,8 @@ class ImageExamples(torch.utils.data.Dataset):
 
 
 class Collate:
-    """Batches (image, label) pairs into ``pixel_values`` and ``labels`` with the backbone's image processor.
+    """Batches (image, label) pairs into ``pixel_values`` and ``labels`` with the backbone's image processor
+    (preprocessed pixel values are stacked as they are).
 
     `Skipped` rows are left out and listed under `SKIPPED`; a batch of only skipped rows has no examples.
     """
@@ -112,7 +118,10 @@ class Collate:
         examples = [example for example in batch if not isinstance(example, Skipped)]
         if examples:
             images, labels = zip(*examples, strict=True)
-            pixel_values = self.image_processor(images=list(images), return_tensors="pt")["pixel_values"]
+            if isinstance(images[0], torch.Tensor):
+                pixel_values = torch.stack(images)
+            else:
+                pixel_values = self.image_processor(images=list(images), return_tensors="pt")["pixel_values"]
             collated = {"pixel_values": pixel_values, "labels": torch.tensor(labels)}
         else:
             collated = {"pixel_values": torch.empty(0), "labels": torch.empty(0, dtype=torch.long)}

@@ -10,8 +10,10 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
 
 from adapterzoo.data.loading import find_columns, label_ids, load_image_dataset, split_name
+from adapterzoo.data.pixel_values import check_pixel_values
 from adapterzoo.data.transforms import Collate, ImageExamples, SkippedRows
 from adapterzoo.faults import fault_point
 from adapterzoo.metrics import load_metric
@@ -63,17 +65,24 @@ def compute_metrics(names: Sequence[str], logits: torch.Tensor, labels: torch.Te
 
 @torch.no_grad()
 def gather_logits(
-    model: torch.nn.Module, loader: DataLoader, accelerator: Accelerator, skipped: SkippedRows | None = None
+    model: torch.nn.Module,
+    loader: DataLoader,
+    accelerator: Accelerator,
+    skipped: SkippedRows | None = None,
+    *,
+    progress: bool = False,
 ) -> tuple[torch.Tensor, ...]:
     """Logits and labels of every example in ``loader``, gathered from all processes, each example exactly once.
 
-    Rows the loader skipped for unreadable images are recorded in ``skipped`` (pass one when it may skip).
+    Rows the loader skipped for unreadable images are recorded in ``skipped`` (pass one when it may skip). With
+    ``progress``, the main process shows a bar of the batches (cleared at the end when it sits under training's bar).
     """
     was_training = model.training
     model.eval()
     all_logits, all_labels = [], []
     try:
-        for batch in loader:
+        show = progress and accelerator.is_main_process
+        for batch in tqdm(loader, desc="evaluating", unit="batch", leave=None, disable=not show):
             if skipped is not None and not skipped.take(batch):
                 continue
             fault_point("evaluation")
@@ -95,6 +104,7 @@ def evaluation_loader(
     """A loader of ``dataset``'s examples, preprocessed for ``model``, with labels mapped to the model's by name."""
     columns = find_columns(dataset, image_column, label_column)
     labels = label_ids(dataset, columns, model.labels)
+    check_pixel_values(dataset, columns, model.image_processor)
     split = split_name(dataset, "evaluation")
     examples = ImageExamples(dataset, columns, labels, split=split, skip_bad_images=skip_bad_images)
     return DataLoader(examples, batch_size=batch_size, collate_fn=Collate(model.image_processor))
@@ -107,11 +117,13 @@ def predict_dataset(
     batch_size: int = 64,
     image_column: str | None = None,
     label_column: str | None = None,
+    progress: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The logits and label ids of every example of ``dataset``, gathered from all processes."""
+    """The logits and label ids of every example of ``dataset``, gathered from all processes; with ``progress``, a
+    bar of the batches."""
     accelerator = Accelerator(cpu=not torch.accelerator.is_available())
     loader = accelerator.prepare(evaluation_loader(model, dataset, batch_size, image_column, label_column))
-    return gather_logits(model.to(accelerator.device), loader, accelerator)
+    return gather_logits(model.to(accelerator.device), loader, accelerator, progress=progress)
 
 
 def evaluate(
@@ -123,8 +135,13 @@ def evaluate(
     batch_size: int = 64,
     image_column: str | None = None,
     label_column: str | None = None,
+    progress: bool = False,
 ) -> dict[str, float]:
-    """Evaluate an `AdapterModel` on a dataset (a `datasets.Dataset` or a source `load_image_dataset` accepts)."""
+    """Evaluate an `AdapterModel` on a dataset (a `datasets.Dataset` or a source `load_image_dataset` accepts);
+    ``progress`` shows a bar of the batches (``adapterzoo evaluate`` turns it on)."""
+    check_metrics(metrics)  # before the predicting, not after
     dataset = load_image_dataset(dataset, split)
-    options = {"batch_size": batch_size, "image_column": image_column, "label_column": label_column}
-    return compute_metrics(metrics, *predict_dataset(model, dataset, **options))
+    logits, labels = predict_dataset(
+        model, dataset, batch_size=batch_size, image_column=image_column, label_column=label_column, progress=progress
+    )
+    return compute_metrics(metrics, logits, labels)

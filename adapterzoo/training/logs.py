@@ -1,14 +1,18 @@
-"""Run logs: the console, a JSON-lines file, and TensorBoard when it is installed; the main process only."""
+"""Run logs: the console, a JSON-lines file, and TensorBoard when it is installed (a notice says when it is not);
+the main process only."""
 
 from __future__ import annotations
 
 import json
 import time
+from functools import cache
 from numbers import Number
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
+
+from adapterzoo.environment import install_hint
 
 LOG_NAME = "log.jsonl"
 
@@ -26,6 +30,7 @@ class RunLogger:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:  # TensorBoard is optional
+            tensorboard_missing()
             return
         self.tensorboard = SummaryWriter(str(output_dir / "tensorboard"))
 
@@ -46,3 +51,9 @@ class RunLogger:
     def close(self) -> None:
         if self.tensorboard is not None:
             self.tensorboard.close()
+
+
+@cache
+def tensorboard_missing() -> None:
+    """Say that TensorBoard logging is off and how to turn it on: once per process, not once per run."""
+    tqdm.write(f"TensorBoard logging is off: tensorboard is not installed ({install_hint('tensorboard')}).")

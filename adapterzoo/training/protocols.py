@@ -48,8 +48,10 @@ def evaluate_base_to_novel(
     batch_size: int = 64,
     image_column: str | None = None,
     label_column: str | None = None,
+    progress: bool = False,
 ) -> dict[str, float]:
-    """Base and novel accuracy, and their harmonic mean, with the classifier switched to each half in turn."""
+    """Base and novel accuracy, and their harmonic mean, with the classifier switched to each half in turn;
+    ``progress`` shows a bar of each half's batches."""
     classifier = _open_vocabulary(model)
     columns = find_columns(test_dataset, image_column, label_column)
     trained_classes = list(classifier.class_names)
@@ -59,8 +61,9 @@ def evaluate_base_to_novel(
             part = class_split(test_dataset, half, label_column=columns.label)
             classifier.set_classes(class_names(part, columns))
             logits, labels = predict_dataset(
-                model, part, batch_size=batch_size, image_column=columns.image, label_column=columns.label
-            )
+                model, part, batch_size=batch_size, image_column=columns.image, label_column=columns.label,
+                progress=progress,
+            )  # fmt: skip
             predictions += logits.argmax(-1).tolist()
             references += labels.tolist()
             splits += [half] * len(labels)

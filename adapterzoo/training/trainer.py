@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from adapterzoo.auto import AdapterModel, AutoAdapter
 from adapterzoo.data.loading import Columns, find_columns, label_ids, split_name
+from adapterzoo.data.pixel_values import check_pixel_values
 from adapterzoo.data.transforms import Collate, ImageExamples, SkippedRows
 from adapterzoo.faults import fault_point
 from adapterzoo.training.checkpoint import (
@@ -93,6 +94,7 @@ def train(
     check_metrics(config.metrics, config.metric_for_best if eval_dataset is not None else None)
     columns = find_columns(train_dataset, image_column, label_column)
     train_labels = label_ids(train_dataset, columns, model.labels)
+    check_pixel_values(train_dataset, columns, model.image_processor, augment=config.augment)
     eval_loader = None
     if eval_dataset is not None:
         batch_size = config.eval_batch_size or config.batch_size
@@ -328,7 +330,9 @@ class _Run:
             return
         self.evaluated_at = progress.step
         with rng_untouched():
-            logits, labels = gather_logits(self.model, self.eval_loader, self.accelerator, self.skipped)
+            logits, labels = gather_logits(
+                self.model, self.eval_loader, self.accelerator, self.skipped, progress=self.config.progress
+            )
         metrics = compute_metrics(self.config.metrics, logits, labels)
         self.result.metrics = metrics
         self.model.metrics = {k: v for k, v in metrics.items() if k != "num_examples"}
