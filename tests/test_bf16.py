@@ -106,7 +106,12 @@ def test_a_bf16_round_trip_gives_identical_logits(method, options, tiny_backbone
     as_float32 = AutoAdapter.from_pretrained(tmp_path / "adapter", dtype=torch.float32)
     assert float_dtypes(as_float32) == {torch.float32}
     with torch.no_grad():
-        torch.testing.assert_close(as_float32(images()).logits, model(images()).logits.float(), atol=0.05, rtol=0.05)
+        got, expected = as_float32(images()).logits, model(images()).logits.float()
+    atol = 0.05  # bfloat16 keeps 8 bits of mantissa: through 3 tiny layers, a few hundredths
+    if hasattr(as_float32.task_model, "clip"):  # CLIP's logits are cosines times exp(logit_scale): compare cosines
+        scale = as_float32.task_model.clip.logit_scale.exp()
+        got, expected, atol = got / scale, expected / scale, 0.01
+    torch.testing.assert_close(got, expected, atol=atol, rtol=0.05)
 
 
 @pytest.mark.parametrize("mixed_precision", ["no", "bf16"])

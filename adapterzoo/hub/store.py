@@ -124,8 +124,8 @@ def _now() -> str:
 
 @contextmanager
 def _staging_path(folder: Path) -> Iterator[Path]:
-    """A new path in ``folder`` named after this process; its file is removed on exit unless moved into place."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """A new path in ``folder`` (which exists: a writer never creates a folder a delete just removed) named after
+    this process; its file is removed on exit unless moved into place."""
     path = folder / f"{os.getpid()}-{secrets.token_hex(8)}"
     try:
         yield path
@@ -141,9 +141,9 @@ def _staging_file(folder: Path) -> Iterator[tuple[IO[bytes], Path]]:
 
 
 def _install(staged: Path, handle: IO[bytes], target: Path) -> None:
+    """Move a staged file to ``target``, whose folder exists, once its content is on disk."""
     handle.flush()
     os.fsync(handle.fileno())
-    target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(staged, target)
 
 
@@ -295,21 +295,24 @@ class Repo:
         """Store each ``(sha256, chunks)`` as an object, all or none: every one is written and checked against its
         sha256 before any is moved into place (the files of one Xet shard)."""
         self._make_folder(self._file("tmp"))
-        with ExitStack() as stack:
-            staged = []
-            for expected_sha256, chunks in contents:
-                path = stack.enter_context(_staging_path(self._file("tmp")))
-                with open(path, "xb") as handle:
-                    sha256, _ = _write_hashed(handle, chunks)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                if sha256 != expected_sha256:
-                    raise HubError(400, f"An uploaded file rebuilds to sha256 {sha256}, not {expected_sha256}")
-                staged.append((path, sha256))
-            for path, sha256 in staged:
-                if not self.has_object(sha256):
-                    self._make_folder(self._file("objects"))
-                    os.replace(path, self.object_path(sha256))
+        try:
+            with ExitStack() as stack:
+                staged = []
+                for expected_sha256, chunks in contents:
+                    path = stack.enter_context(_staging_path(self._file("tmp")))
+                    with open(path, "xb") as handle:
+                        sha256, _ = _write_hashed(handle, chunks)
+                        handle.flush()
+                        os.fsync(handle.fileno())
+                    if sha256 != expected_sha256:
+                        raise HubError(400, f"An uploaded file rebuilds to sha256 {sha256}, not {expected_sha256}")
+                    staged.append((path, sha256))
+                for path, sha256 in staged:
+                    if not self.has_object(sha256):
+                        self._make_folder(self._file("objects"))
+                        os.replace(path, self.object_path(sha256))
+        except FileNotFoundError:
+            raise self.not_found() from None  # the repo was deleted or moved under this writer
 
     def store_bytes(self, data: bytes) -> str:
         return self.store_chunks([data])
@@ -397,8 +400,10 @@ class Repo:
         return self._file("refs", kind, *name.split("/"))
 
     def read_ref(self, ref: str) -> str | None:
-        path = self.ref_path(ref)
-        return path.read_text().strip() if path.is_file() else None
+        try:
+            return self.ref_path(ref).read_text().strip()
+        except (FileNotFoundError, IsADirectoryError):  # no such ref, or a folder of refs (``feat`` of ``feat/sub``)
+            return None
 
     def _write_ref(self, ref: str, commit_id: str) -> None:
         self._write(self.ref_path(ref), commit_id.encode())
@@ -637,6 +642,8 @@ class RepoStore:
                 shutil.rmtree(path, ignore_errors=True)
         for repo in self.all_repos():
             repo.remove_debris()
+        for folder in ("tmp", "xorbs"):
+            (self.root / "xet" / folder).mkdir(parents=True, exist_ok=True)
         _remove_dead_writers(self.root / "xet" / "tmp")
         id_file = self.root / "xet" / "id"
         if not id_file.is_file():
