@@ -402,7 +402,11 @@ class Repo:
     def read_ref(self, ref: str) -> str | None:
         try:
             return self.ref_path(ref).read_text().strip()
-        except (FileNotFoundError, IsADirectoryError):  # no such ref, or a folder of refs (``feat`` of ``feat/sub``)
+        except (
+            FileNotFoundError,
+            IsADirectoryError,
+            NotADirectoryError,
+        ):  # no such ref, or ``feat`` beside ``feat/sub``
             return None
 
     def _write_ref(self, ref: str, commit_id: str) -> None:
