@@ -29,6 +29,7 @@ KNOWN_DISTRIBUTIONS = {
     "dvpt": "adapterzoo-dvpt",
     "moment-probing": "adapterzoo-moment-probing",
     "ssf": "adapterzoo-ssf",
+    "adaptformer": "adapterzoo-adaptformer",
 }
 
 
