@@ -121,3 +121,14 @@ def test_the_recipe_is_the_references() -> None:
 def test_bad_values_are_refused(vit_path: Path, option: dict) -> None:
     with pytest.raises(ValueError, match=next(iter(option))):
         AutoAdapter.from_backbone(str(vit_path), method="adaptformer", labels=LABELS, **option)
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.5])
+def test_dropout_acts_on_the_branch_only_while_training(vit_path: Path, dropout: float) -> None:
+    model = AutoAdapter.from_backbone(str(vit_path), method="adaptformer", labels=LABELS, dropout=dropout)
+    perturb_trainable(model, seed=5, scale=0.3)
+    with torch.no_grad():
+        model.train()  # the tiny backbone has no dropout of its own: only the branch's can make two passes differ
+        assert torch.equal(model(images()).logits, model(images()).logits) == (dropout == 0.0)
+        model.eval()
+        assert torch.equal(model(images()).logits, model(images()).logits)
