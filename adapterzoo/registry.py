@@ -29,6 +29,8 @@ KNOWN_DISTRIBUTIONS = {
     "dvpt": "adapterzoo-dvpt",
     "moment-probing": "adapterzoo-moment-probing",
     "ssf": "adapterzoo-ssf",
+    "gda": "adapterzoo-training-free",
+    "tip-adapter": "adapterzoo-training-free",
 }
 
 

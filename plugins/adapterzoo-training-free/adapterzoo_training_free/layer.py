@@ -1,0 +1,104 @@
+"""The layers: each wraps the `CLIPClassifier`'s `FeatureLogits` and adds its fitted logits to the zero-shot ones.
+
+Their tensors are buffers (nothing trains): zero until `adapterzoo.fit` calls `fit_features`, so an unfitted adapter
+classifies as zero-shot CLIP does.
+"""
+
+from __future__ import annotations
+
+import torch
+from peft.tuners._buffer_dict import BufferDict
+from torch import nn
+
+from adapterzoo.training.fit import FeatureSet
+from adapterzoo.tuners import WrappingLayer
+
+from .closed_form import best, gda_head, grid, tip_cache, tip_logits
+from .config import GDAConfig, TipAdapterConfig
+
+
+class _FeatureHead(WrappingLayer):
+    """Adds ``extra(adapter, features)`` to the wrapped `FeatureLogits`' logits."""
+
+    def __init__(self, base_layer: nn.Module, adapter_name: str, config, *, dim: int, num_classes: int):
+        super().__init__(base_layer)
+        self.dim, self.num_classes = dim, num_classes
+        self.make_containers()
+        self.update_layer(adapter_name, config)
+
+    def make_containers(self) -> None:
+        for name in self.other_param_names:
+            if name != "served":
+                setattr(self, name, BufferDict(persistent=True))
+
+    def extra(self, adapter_name: str, features: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, features: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        adapter = self.active_adapter_here()
+        output = self.base_layer(features, logits)
+        return output if adapter is None else output + self.extra(adapter, features.float()).to(output.dtype)
+
+
+class GDAHead(_FeatureHead):
+    """GDA: α·(f W + b), the Gaussian discriminant head (see `gda_head`)."""
+
+    other_param_names = ("gda_weight", "gda_bias", "gda_alpha")
+
+    def create_adapter(self, adapter_name: str, config: GDAConfig) -> None:
+        self.gda_weight[adapter_name] = torch.zeros(self.dim, self.num_classes)
+        self.gda_bias[adapter_name] = torch.zeros(self.num_classes)
+        self.gda_alpha[adapter_name] = torch.zeros(())
+        self.alphas = list(config.alphas)
+
+    def extra(self, adapter_name: str, features: torch.Tensor) -> torch.Tensor:
+        return self.gda_alpha[adapter_name] * (features @ self.gda_weight[adapter_name] + self.gda_bias[adapter_name])
+
+    def fit_features(self, adapter_name: str, train: FeatureSet, validation: FeatureSet) -> dict[str, float]:
+        """Set W and b from the few-shot features, and α by validation accuracy among ``alphas``."""
+        weight, bias = gda_head(train.features, train.labels, self.num_classes)
+        head = validation.features @ weight + bias
+        alpha = best(((a, a * head) for a in self.alphas), validation.base_logits, validation.labels)
+        device = train.features.device
+        self.gda_weight[adapter_name] = weight.to(device)
+        self.gda_bias[adapter_name] = bias.to(device)
+        self.gda_alpha[adapter_name] = torch.tensor(float(alpha), device=device)
+        return {"alpha": float(alpha)}
+
+
+class TipAdapterCache(_FeatureHead):
+    """Tip-Adapter: α·exp(−β(1 − f Fᵀ))·L over the cache's keys F and one-hot values L."""
+
+    other_param_names = ("tip_keys", "tip_values", "tip_alpha", "tip_beta")
+
+    def create_adapter(self, adapter_name: str, config: TipAdapterConfig) -> None:
+        self.tip_keys[adapter_name] = torch.zeros(config.cache_size, self.dim)
+        self.tip_values[adapter_name] = torch.zeros(config.cache_size, self.num_classes)
+        self.tip_alpha[adapter_name] = torch.zeros(())
+        self.tip_beta[adapter_name] = torch.zeros(())
+        self.config = config
+
+    def extra(self, adapter_name: str, features: torch.Tensor) -> torch.Tensor:
+        cache = tip_logits(
+            features, self.tip_keys[adapter_name], self.tip_values[adapter_name], self.tip_beta[adapter_name]
+        )
+        return self.tip_alpha[adapter_name] * cache
+
+    def fit_features(self, adapter_name: str, train: FeatureSet, validation: FeatureSet) -> dict[str, float]:
+        """Cache the few-shot features, and search β and α on the reference's grid by validation accuracy."""
+        keys, values = tip_cache(train.features, train.labels, self.num_classes)
+        (scale_beta, scale_alpha), (steps_beta, steps_alpha) = self.config.search_scale, self.config.search_steps
+
+        def candidates():
+            for beta in grid(scale_beta, steps_beta):
+                cache = tip_logits(validation.features, keys, values, beta)
+                for alpha in grid(scale_alpha, steps_alpha):
+                    yield (beta, alpha), alpha * cache
+
+        beta, alpha = best(candidates(), validation.base_logits, validation.labels)
+        device = train.features.device
+        self.tip_keys[adapter_name], self.tip_values[adapter_name] = keys.to(device), values.to(device)
+        self.tip_alpha[adapter_name] = torch.tensor(float(alpha), device=device)
+        self.tip_beta[adapter_name] = torch.tensor(float(beta), device=device)
+        self.config.cache_size = len(keys)
+        return {"alpha": float(alpha), "beta": float(beta)}
