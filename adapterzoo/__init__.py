@@ -42,7 +42,7 @@ _LAZY = {
     "TrainingConfig": "adapterzoo.training",
     "TrainingResult": "adapterzoo.training",
     "evaluate": "adapterzoo.training",
-    "fit": "adapterzoo.training",
+    "fit": "adapterzoo.training.fit",
     "train": "adapterzoo.training",
     "base_to_novel": "adapterzoo.training",
 }

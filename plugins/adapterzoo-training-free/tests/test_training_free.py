@@ -1,0 +1,127 @@
+"""GDA and Tip-Adapter: the closed forms against a numpy write-out, fitting on the built-in toy data, the merged GDA
+head, a Tip-Adapter's round trip through the hub, buffer counts at the papers' shapes, and the refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import transformers
+from adapterzoo_training_free.closed_form import gda_head, grid, tip_logits
+from adapterzoo_training_free.model import gda_linear_head
+from peft import get_peft_model
+
+from adapterzoo import AutoAdapter, CLIPClassifier, evaluate, fit, get_method
+from adapterzoo.backbones import load_clip
+from adapterzoo.data import builtin_dataset
+from adapterzoo.data.tokenizer import builtin_clip_tokenizer
+from adapterzoo.hub import EmbeddedHub
+from adapterzoo.testing import images, save_tiny_backbone
+
+CLASSES = ["circle", "square", "triangle"]
+
+
+@pytest.fixture(scope="module")
+def splits() -> dict:
+    """Few-shot train (4 per class), validation and test splits of the toy shapes."""
+    return {
+        "train": builtin_dataset("shapes", "train", num_per_class=4, classes=CLASSES),
+        "validation": builtin_dataset("shapes", "validation", num_per_class=8, classes=CLASSES, seed=1),
+        "test": builtin_dataset("shapes", "test", num_per_class=8, classes=CLASSES, seed=2),
+    }
+
+
+def test_gda_head_matches_a_numpy_write_out() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 6))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    y = np.repeat(np.arange(3), 10)
+    mu = np.stack([x[y == k].mean(0) for k in range(3)])
+    sigma = np.cov((x - mu[y]).T)
+    precision = 6 * np.linalg.pinv(29 * sigma + np.trace(sigma) * np.eye(6))
+    weight, bias = gda_head(torch.tensor(x), torch.tensor(y), 3)
+    np.testing.assert_allclose(weight.numpy(), precision @ mu.T, rtol=1e-5, atol=1e-5)
+    expected_bias = np.log(1 / 3) - 0.5 * np.array([m @ precision @ m for m in mu])
+    np.testing.assert_allclose(bias.numpy(), expected_bias, rtol=1e-5, atol=1e-5)
+
+
+def test_tip_adapter_cache_logits_match_a_numpy_write_out() -> None:
+    rng = np.random.default_rng(1)
+    f, keys = rng.normal(size=(5, 4)), rng.normal(size=(6, 4))
+    values = np.eye(3)[[0, 0, 1, 1, 2, 2]]
+    expected = np.exp(-2.5 * (1 - f @ keys.T)) @ values
+    got = tip_logits(torch.tensor(f), torch.tensor(keys), torch.tensor(values), 2.5)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-6)
+    assert grid(7, 200)[:2] == [0.1, 0.1 + 6.9 / 200] and len(grid(3, 20)) == 20
+
+
+# Tip-Adapter's search scale is per dataset; the toy shapes take the reference's largest (Flowers102's [50, 50]).
+@pytest.mark.parametrize(("method", "options"), [("gda", {}), ("tip-adapter", {"search_scale": [50, 50]})])
+def test_fitting_beats_zero_shot_on_the_toy_shapes(clip_path: Path, splits: dict, method: str, options: dict) -> None:
+    model = AutoAdapter.from_backbone(str(clip_path), method=method, labels=CLASSES, **options)
+    zero_shot = evaluate(model, splits["test"])["accuracy"]
+    chosen = fit(model, splits["train"], splits["validation"])
+    assert evaluate(model, splits["test"])["accuracy"] > zero_shot
+    assert set(chosen) == ({"alpha", "accuracy"} if method == "gda" else {"alpha", "beta", "accuracy"})
+
+
+def test_fitted_gda_is_one_linear_head(clip_path: Path, splits: dict) -> None:
+    model = AutoAdapter.from_backbone(str(clip_path), method="gda", labels=CLASSES)
+    fit(model, splits["train"], splits["validation"])
+    classifier = model.task_model.eval()
+    with torch.no_grad():
+        features = classifier.encode(images(4))
+        assert torch.allclose(gda_linear_head(classifier)(features), classifier(features=features).logits, atol=1e-5)
+
+
+def test_fitted_tip_adapter_round_trips_through_the_hub(clip_path: Path, splits: dict, tmp_path: Path) -> None:
+    with EmbeddedHub(tmp_path / "hub") as hub, hub.activate():
+        plain, _ = load_clip(str(clip_path))
+        plain.push_to_hub("zoo/tiny-clip")
+        transformers.CLIPProcessor.from_pretrained(str(clip_path)).push_to_hub("zoo/tiny-clip")
+        model = AutoAdapter.from_backbone("zoo/tiny-clip", method="tip-adapter", labels=CLASSES)
+        fit(model, splits["train"], splits["validation"])
+        model.save_pretrained(tmp_path / "saved")
+        model.push_to_hub("me/clip-tip")
+        for loaded in (
+            AutoAdapter.from_pretrained(str(tmp_path / "saved")),
+            AutoAdapter.from_pretrained("me/clip-tip"),
+        ):
+            with torch.no_grad():
+                assert torch.equal(loaded.eval()(images()).logits, model.eval()(images()).logits)
+
+
+def test_buffers_at_the_papers_shapes_and_nothing_trains() -> None:
+    """CLIP ViT-B/16 (D = 512), ImageNet's 1000 classes, 16 shots: GDA keeps D·N + N (+ α); Tip-Adapter's cache
+    N·K·D keys (Tip-Adapter-F's 8.19 M trainable) and N·K·N values (+ α, β)."""
+    config = transformers.CLIPConfig(vision_config={"patch_size": 16}, projection_dim=512)
+    classifier = CLIPClassifier(
+        transformers.CLIPModel(config), builtin_clip_tokenizer(), [f"c{i}" for i in range(1000)]
+    )
+    for method, options, expected in (
+        ("gda", {}, 512 * 1000 + 1000 + 1),
+        ("tip-adapter", {"cache_size": 16_000}, 16_000 * 512 + 16_000 * 1000 + 2),
+    ):
+        peft_model = get_peft_model(classifier, get_method(method).make_config(classifier, **options))
+        assert not any(p.requires_grad for p in peft_model.parameters())
+        buffers = sum(b.numel() for n, b in peft_model.named_buffers() if "feature_logits" in n)
+        assert buffers == expected
+        assert 16_000 * 512 == 8_192_000
+        peft_model.unload()
+
+
+def test_bad_input_is_refused_before_any_work(clip_path: Path, splits: dict, tmp_path: Path) -> None:
+    model = AutoAdapter.from_backbone(str(clip_path), method="gda", labels=CLASSES)
+    one_each = builtin_dataset("shapes", "train", num_per_class=1, classes=CLASSES)
+    with pytest.raises(ValueError, match=r"fewer than two examples of the classes \['circle', 'square', 'triangle'\]"):
+        fit(model, one_each, splits["validation"])
+    two = builtin_dataset("shapes", "train", num_per_class=2, classes=CLASSES[:2])
+    with pytest.raises(ValueError, match=r"no example of the classes \['triangle'\]"):
+        fit(model, two, splits["validation"])
+    with pytest.raises(ValueError, match="search split is 'test'.*never the test split"):
+        fit(model, splits["train"], splits["test"])
+    vit = save_tiny_backbone(tmp_path / "vit", "vit")
+    with pytest.raises(Exception, match="Method 'gda'.*'vit' model"):
+        AutoAdapter.from_backbone(str(vit), method="gda", labels=CLASSES)
