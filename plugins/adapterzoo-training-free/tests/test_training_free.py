@@ -3,8 +3,10 @@ head, a Tip-Adapter's round trip through the hub, buffer counts at the papers' s
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
+import datasets
 import numpy as np
 import pytest
 import torch
@@ -13,14 +15,69 @@ from adapterzoo_training_free.closed_form import gda_head, grid, tip_logits
 from adapterzoo_training_free.model import gda_linear_head
 from peft import get_peft_model
 
-from adapterzoo import AutoAdapter, CLIPClassifier, evaluate, fit, get_method
+from adapterzoo import AdapterModel, AutoAdapter, CLIPClassifier, evaluate, fit, get_method
 from adapterzoo.backbones import load_clip
 from adapterzoo.data import builtin_dataset
 from adapterzoo.data.tokenizer import builtin_clip_tokenizer
 from adapterzoo.hub import EmbeddedHub
-from adapterzoo.testing import images, save_tiny_backbone
+from adapterzoo.testing import LABELS, CLIPMethodConformance, images, save_tiny_backbone
 
 CLASSES = ["circle", "square", "triangle"]
+
+
+def toy_split(split: str, per_class: int, seed: int) -> datasets.Dataset:
+    """Three toy shapes, named as the kit's LABELS."""
+    data = builtin_dataset("shapes", split, num_per_class=per_class, classes=CLASSES, seed=seed)
+    return data.cast_column("label", datasets.ClassLabel(names=list(LABELS)))
+
+
+class _Fitted(CLIPMethodConformance):
+    """The kit's checks on a fitted adapter (the kit's own start, all zeros, would classify as zero-shot CLIP)."""
+
+    def build(self, backbone_path: Path, seed: int = 0) -> AdapterModel:
+        model = super().build(backbone_path, seed)
+        fit(model, toy_split("train", 4, seed), toy_split("validation", 8, seed + 1))
+        return model.eval()
+
+    # The kit's checks of training (what trains, an optimizer step, a falling loss, a backward pass) cannot apply:
+    # nothing trains. Each is replaced by what holds for a fitted method instead.
+    def test_get_peft_model_attaches_the_method(self, backbone_path: Path) -> None:
+        task_model = self.plain_task_model(backbone_path)
+        peft_model = get_peft_model(task_model, self.make_config(task_model))
+        assert isinstance(peft_model.base_model, get_method(self.method).tuner_cls)
+        assert peft_model.get_nb_trainable_parameters()[0] == 0
+
+    def test_only_adapter_and_head_are_trainable(self, backbone_path: Path) -> None:
+        model = self.build(backbone_path)
+        assert model.trainable_parameters == 0 and not any(p.requires_grad for p in model.parameters())
+        prefix = model.peft_model.base_model.prefix
+        assert all(prefix in name for name, _ in model.peft_model.named_buffers() if "feature_logits." in name)
+
+    def test_backbone_is_unchanged_by_an_optimizer_step(self, backbone_path: Path) -> None:
+        model = AutoAdapter.from_backbone(str(backbone_path), method=self.method, labels=LABELS, **self.options)
+        before = {n: p.detach().clone() for n, p in model.named_parameters()}
+        fit(model, toy_split("train", 4, 0), toy_split("validation", 8, 1))
+        assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
+
+    def test_loss_falls_when_training(self, backbone_path: Path) -> None:
+        pytest.skip("a fitted method does not train; test_fitting_beats_zero_shot_on_the_toy_shapes checks the fit")
+
+    def test_runs_without_warnings(self, backbone_path: Path, tmp_path: Path) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            model = self.build(backbone_path)
+            model.save_pretrained(tmp_path / "adapter")
+            with torch.no_grad():
+                AutoAdapter.from_pretrained(tmp_path / "adapter")(images())
+
+
+class TestGDA(_Fitted):
+    method = "gda"
+
+
+class TestTipAdapter(_Fitted):
+    method = "tip-adapter"
+    options = {"search_scale": [50, 50]}
 
 
 @pytest.fixture(scope="module")
