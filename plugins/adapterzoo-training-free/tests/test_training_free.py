@@ -17,6 +17,7 @@ from peft import get_peft_model
 
 from adapterzoo import AdapterModel, AutoAdapter, CLIPClassifier, evaluate, fit, get_method
 from adapterzoo.backbones import load_clip
+from adapterzoo.cli import main
 from adapterzoo.data import builtin_dataset
 from adapterzoo.data.tokenizer import builtin_clip_tokenizer
 from adapterzoo.hub import EmbeddedHub
@@ -182,3 +183,12 @@ def test_bad_input_is_refused_before_any_work(clip_path: Path, splits: dict, tmp
     vit = save_tiny_backbone(tmp_path / "vit", "vit")
     with pytest.raises(Exception, match="Method 'gda'.*'vit' model"):
         AutoAdapter.from_backbone(str(vit), method="gda", labels=CLASSES)
+
+
+def test_the_command_line_fits_a_fitted_method(clip_path: Path, splits: dict, tmp_path: Path, capsys) -> None:
+    datasets.DatasetDict({"train": splits["train"], "validation": splits["validation"]}).save_to_disk(tmp_path / "d")
+    assert main(["train", "--backbone", str(clip_path), "--method", "gda", "--dataset", str(tmp_path / "d"),
+                 "--output-dir", str(tmp_path / "run"), "--no-progress"]) == 0  # fmt: skip
+    assert '"fitted"' in capsys.readouterr().out
+    loaded = AutoAdapter.from_pretrained(tmp_path / "run" / "final")
+    assert loaded.peft_model.base_model.model.feature_logits.gda_alpha["default"] > 0
