@@ -12,20 +12,25 @@ from dataclasses import dataclass
 import datasets
 import numpy as np
 import torch
+from torch.utils.data import DataLoader
 
 from adapterzoo.auto import AdapterModel
 from adapterzoo.clip_classifier import CLIPClassifier
 from adapterzoo.data.loading import find_columns, label_ids, split_name
+from adapterzoo.data.transforms import Collate, ImageExamples
 from adapterzoo.training.evaluation import evaluation_loader
 
 
 @dataclass
 class FeatureSet:
-    """Normalised image features (n, dim), their class ids (n,), and the model's logits without the adapter."""
+    """Normalised image features (n, dim), their class ids (n,), and the model's logits without the adapter; for the
+    few-shot set, also the unnormalised features of each augmented view (views, n, dim), when the method asks for
+    views (its config's ``augment_views`` and ``crop_scale``)."""
 
     features: torch.Tensor
     labels: torch.Tensor
     base_logits: torch.Tensor
+    views: torch.Tensor | None = None
 
 
 def is_fitted(model: AdapterModel) -> bool:
@@ -45,7 +50,12 @@ def fit(
     """Fit ``model``'s adapter on ``train_dataset`` (the few-shot set) and choose its hyper-parameters on
     ``validation_dataset``; returns the chosen values and the validation accuracy (``accuracy``)."""
     _check(model, train_dataset, validation_dataset, image_column, label_column)
+    config = model.peft_model.peft_config[model.adapter_name]
     train = _encode(model, train_dataset, batch_size, image_column, label_column)
+    views = getattr(config, "augment_views", 0)
+    if views:
+        scale = tuple(config.crop_scale)
+        train.views = _views(model, train_dataset, views, scale, batch_size, image_column, label_column)
     validation = _encode(model, validation_dataset, batch_size, image_column, label_column)
     chosen: dict[str, float] = {}
     for layer in model.peft_model.modules():
@@ -93,3 +103,20 @@ def _encode(model: AdapterModel, dataset, batch_size: int, image_column, label_c
         with model.peft_model.disable_adapter():
             base_logits = task_model(features=features.to(task_model.clip.logit_scale.dtype)).logits.float()
     return FeatureSet(features, torch.cat(labels), base_logits)
+
+
+def _views(model: AdapterModel, dataset, views: int, crop_scale, batch_size: int, image_column, label_column):
+    """Unnormalised image features of ``views`` augmented passes (random resized crops of ``crop_scale`` and
+    flips, seeded per pass and example) over ``dataset``, (views, n, dim)."""
+    columns = find_columns(dataset, image_column, label_column)
+    labels = label_ids(dataset, columns, model.labels)
+    examples = ImageExamples(dataset, columns, labels, split="train", augment=True, crop_scale=crop_scale)
+    loader = DataLoader(examples, batch_size=batch_size, collate_fn=Collate(model.image_processor))
+    clip = model.task_model.clip
+    passes = []
+    with torch.no_grad():
+        for view in range(views):
+            examples.set_epoch(view)
+            pixels = [batch["pixel_values"].to(clip.logit_scale.device) for batch in loader]
+            passes.append(torch.cat([clip.get_image_features(pixel_values=p).pooler_output.float() for p in pixels]))
+    return torch.stack(passes)

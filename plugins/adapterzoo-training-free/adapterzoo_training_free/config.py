@@ -13,6 +13,22 @@ class _FittedConfig(TowerTunerConfig):
     """A method fitted in closed form on CLIP's frozen image features."""
 
     fitted: ClassVar[bool] = True
+    augment_views: int = field(
+        default=10, metadata={"help": "Augmented passes over the few-shot set (the references' augment_epoch)."}
+    )
+    crop_scale: list[float] = field(
+        default_factory=lambda: [0.5, 1.0],
+        metadata={"help": "The random resized crop's area range (the references' (0.5, 1); GDA's ImageNet: 0.08)."},
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        low, high = self.crop_scale
+        if self.augment_views < 0 or not 0 < low <= high <= 1:
+            raise ValueError(
+                f"augment_views must be >= 0 (0: the unaugmented features) and crop_scale 0 < low <= high <= 1; got "
+                f"{self.augment_views} and {self.crop_scale}."
+            )
 
     def feature_cache_blocker(self) -> str | None:
         return None

@@ -7,6 +7,7 @@ classifies as zero-shot CLIP does.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from peft.tuners._buffer_dict import BufferDict
 from torch import nn
 
@@ -56,7 +57,11 @@ class GDAHead(_FeatureHead):
 
     def fit_features(self, adapter_name: str, train: FeatureSet, validation: FeatureSet) -> dict[str, float]:
         """Set W and b from the few-shot features, and α by validation accuracy among ``alphas``."""
-        weight, bias = gda_head(train.features, train.labels, self.num_classes)
+        features, labels = train.features, train.labels
+        if train.views is not None:  # every augmented view is a sample of its own, normalised
+            features = F.normalize(train.views, dim=-1).flatten(0, 1)
+            labels = train.labels.repeat(len(train.views))
+        weight, bias = gda_head(features, labels, self.num_classes)
         head = validation.features @ weight + bias
         alpha = best(((a, a * head) for a in self.alphas), validation.base_logits, validation.labels)
         device = train.features.device
@@ -86,7 +91,9 @@ class TipAdapterCache(_FeatureHead):
 
     def fit_features(self, adapter_name: str, train: FeatureSet, validation: FeatureSet) -> dict[str, float]:
         """Cache the few-shot features, and search β and α on the reference's grid by validation accuracy."""
-        keys, values = tip_cache(train.features, train.labels, self.num_classes)
+        # The keys average the augmented views' unnormalised features (tip_cache normalises them).
+        views = train.views.mean(0) if train.views is not None else train.features
+        keys, values = tip_cache(views, train.labels, self.num_classes)
         (scale_beta, scale_alpha), (steps_beta, steps_alpha) = self.config.search_scale, self.config.search_steps
 
         def candidates():

@@ -192,3 +192,20 @@ def test_the_command_line_fits_a_fitted_method(clip_path: Path, splits: dict, tm
     assert '"fitted"' in capsys.readouterr().out
     loaded = AutoAdapter.from_pretrained(tmp_path / "run" / "final")
     assert loaded.peft_model.base_model.model.feature_logits.gda_alpha["default"] > 0
+
+
+def test_tip_adapter_keys_are_the_few_shot_features(clip_path: Path, splits: dict) -> None:
+    """Without augmentation the keys are the few-shot images' normalised features, the values their one-hot labels;
+    with views, the keys stay normalised and differ from them."""
+    for views in (0, 2):
+        model = AutoAdapter.from_backbone(str(clip_path), method="tip-adapter", labels=CLASSES, augment_views=views)
+        fit(model, splits["train"], splits["validation"])
+        cache = model.task_model.feature_logits
+        pixels = torch.cat([model.image_processor(image, return_tensors="pt")["pixel_values"]
+                            for image in splits["train"]["image"]])  # fmt: skip
+        with torch.no_grad():
+            features = model.task_model.encode(pixels)
+        keys = cache.tip_keys["default"]
+        assert torch.allclose(keys.norm(dim=-1), torch.ones(len(keys)), atol=1e-5)
+        assert torch.allclose(keys, features, atol=1e-5) == (views == 0)
+        assert torch.equal(cache.tip_values["default"].argmax(-1), torch.tensor(splits["train"]["label"]))
