@@ -19,18 +19,25 @@ from .config import GDAConfig, TipAdapterConfig
 
 
 class _FeatureHead(WrappingLayer):
-    """Adds ``extra(adapter, features)`` to the wrapped `FeatureLogits`' logits."""
+    """Adds ``extra(adapter, features)`` to the wrapped `FeatureLogits`' logits. ``buffer_names`` are the fitted
+    tensors' containers; ``fit_configs`` holds each adapter's config (its search settings)."""
+
+    buffer_names: tuple[str, ...] = ()
 
     def __init__(self, base_layer: nn.Module, adapter_name: str, config, *, dim: int, num_classes: int):
         super().__init__(base_layer)
         self.dim, self.num_classes = dim, num_classes
-        self.make_containers()
+        for name in self.buffer_names:
+            setattr(self, name, BufferDict(persistent=True))
+        self.fit_configs: dict = {}
         self.update_layer(adapter_name, config)
 
-    def make_containers(self) -> None:
-        for name in self.other_param_names:
-            if name != "served":
-                setattr(self, name, BufferDict(persistent=True))
+    def create_adapter(self, adapter_name: str, config) -> None:
+        self.fit_configs[adapter_name] = config
+        self.create_buffers(adapter_name, config)
+
+    def create_buffers(self, adapter_name: str, config) -> None:
+        raise NotImplementedError
 
     def extra(self, adapter_name: str, features: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -44,13 +51,13 @@ class _FeatureHead(WrappingLayer):
 class GDAHead(_FeatureHead):
     """GDA: α·(f W + b), the Gaussian discriminant head (see `gda_head`)."""
 
-    other_param_names = ("gda_weight", "gda_bias", "gda_alpha")
+    buffer_names = ("gda_weight", "gda_bias", "gda_alpha")
+    other_param_names = (*buffer_names, "fit_configs")
 
-    def create_adapter(self, adapter_name: str, config: GDAConfig) -> None:
+    def create_buffers(self, adapter_name: str, config: GDAConfig) -> None:
         self.gda_weight[adapter_name] = torch.zeros(self.dim, self.num_classes)
         self.gda_bias[adapter_name] = torch.zeros(self.num_classes)
         self.gda_alpha[adapter_name] = torch.zeros(())
-        self.alphas = list(config.alphas)
 
     def extra(self, adapter_name: str, features: torch.Tensor) -> torch.Tensor:
         return self.gda_alpha[adapter_name] * (features @ self.gda_weight[adapter_name] + self.gda_bias[adapter_name])
@@ -63,7 +70,9 @@ class GDAHead(_FeatureHead):
             labels = train.labels.repeat(len(train.views))
         weight, bias = gda_head(features, labels, self.num_classes)
         head = validation.features @ weight + bias
-        alpha = best(((a, a * head) for a in self.alphas), validation.base_logits, validation.labels)
+        alpha = best(
+            ((a, a * head) for a in self.fit_configs[adapter_name].alphas), validation.base_logits, validation.labels
+        )
         device = train.features.device
         self.gda_weight[adapter_name] = weight.to(device)
         self.gda_bias[adapter_name] = bias.to(device)
@@ -74,14 +83,14 @@ class GDAHead(_FeatureHead):
 class TipAdapterCache(_FeatureHead):
     """Tip-Adapter: α·exp(−β(1 − f Fᵀ))·L over the cache's keys F and one-hot values L."""
 
-    other_param_names = ("tip_keys", "tip_values", "tip_alpha", "tip_beta")
+    buffer_names = ("tip_keys", "tip_values", "tip_alpha", "tip_beta")
+    other_param_names = (*buffer_names, "fit_configs")
 
-    def create_adapter(self, adapter_name: str, config: TipAdapterConfig) -> None:
+    def create_buffers(self, adapter_name: str, config: TipAdapterConfig) -> None:
         self.tip_keys[adapter_name] = torch.zeros(config.cache_size, self.dim)
         self.tip_values[adapter_name] = torch.zeros(config.cache_size, self.num_classes)
         self.tip_alpha[adapter_name] = torch.zeros(())
         self.tip_beta[adapter_name] = torch.zeros(())
-        self.config = config
 
     def extra(self, adapter_name: str, features: torch.Tensor) -> torch.Tensor:
         cache = tip_logits(
@@ -94,7 +103,8 @@ class TipAdapterCache(_FeatureHead):
         # The keys average the augmented views' unnormalised features (tip_cache normalises them).
         views = train.views.mean(0) if train.views is not None else train.features
         keys, values = tip_cache(views, train.labels, self.num_classes)
-        (scale_beta, scale_alpha), (steps_beta, steps_alpha) = self.config.search_scale, self.config.search_steps
+        config = self.fit_configs[adapter_name]
+        (scale_beta, scale_alpha), (steps_beta, steps_alpha) = config.search_scale, config.search_steps
 
         def candidates():
             for beta in grid(scale_beta, steps_beta):
@@ -107,5 +117,5 @@ class TipAdapterCache(_FeatureHead):
         self.tip_keys[adapter_name], self.tip_values[adapter_name] = keys.to(device), values.to(device)
         self.tip_alpha[adapter_name] = torch.tensor(float(alpha), device=device)
         self.tip_beta[adapter_name] = torch.tensor(float(beta), device=device)
-        self.config.cache_size = len(keys)
+        config.cache_size = len(keys)
         return {"alpha": float(alpha), "beta": float(beta)}
