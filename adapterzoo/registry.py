@@ -31,6 +31,7 @@ KNOWN_DISTRIBUTIONS = {
     "ssf": "adapterzoo-ssf",
     "gda": "adapterzoo-training-free",
     "tip-adapter": "adapterzoo-training-free",
+    "tip-adapter-f": "adapterzoo-training-free",
 }
 
 

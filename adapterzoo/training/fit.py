@@ -62,6 +62,8 @@ def fit(
         fit_features = getattr(layer, "fit_features", None)
         if callable(fit_features):
             chosen.update(fit_features(model.adapter_name, train, validation))
+    # Fitting may make the trained tensors (Tip-Adapter-F's keys, sized by the few-shot set).
+    model.trainable_parameters = model.peft_model.get_nb_trainable_parameters()[0]
     with torch.no_grad():
         logits = model.task_model(features=validation.features).logits
     chosen["accuracy"] = (logits.argmax(-1) == validation.labels).float().mean().item()

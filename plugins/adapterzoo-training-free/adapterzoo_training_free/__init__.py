@@ -23,3 +23,23 @@ TIP_ADAPTER = Method(
     summary="Tip-Adapter: a key-value cache of the few-shot CLIP features added to the zero-shot logits.",
     backbones=("clip",),
 )
+TIP_ADAPTER_F = Method(
+    name="tip-adapter-f",
+    config="adapterzoo_training_free.config:TipAdapterFConfig",
+    tuner="adapterzoo_training_free.model:TipAdapterFModel",
+    tasks=("clip-classification",),
+    summary="Tip-Adapter-F: Tip-Adapter's cache keys (N·K·D) fine-tuned after fitting, α and β searched again.",
+    backbones=("clip",),
+    # The reference's main.py and configs: AdamW (lr 1e-3, its default weight decay 0.01; its eps 1e-4 is not a
+    # TrainingConfig option), cosine annealing per iteration, batch 256, 20 epochs, random resized crops and flips.
+    recipe={
+        "optimizer": "adamw",
+        "lr": 1e-3,
+        "weight_decay": 0.01,
+        "scheduler": "cosine",
+        "epochs": 20,
+        "batch_size": 256,
+        "augment": True,
+        "crop_min_scale": 0.5,
+    },
+)

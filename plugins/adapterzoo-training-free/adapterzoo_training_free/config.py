@@ -72,3 +72,12 @@ class TipAdapterConfig(_FittedConfig):
             raise ValueError(
                 "Tip-Adapter needs cache_size >= 0, search_scale values above 0.1 and search_steps of at least 1."
             )
+
+
+@dataclass
+class TipAdapterFConfig(TipAdapterConfig):
+    """Tip-Adapter-F: Tip-Adapter whose keys train (a bias-free linear layer started from the cache)."""
+
+    method_name: ClassVar[str] = "tip-adapter-f"
+    init_alpha: float = field(default=1.17, metadata={"help": "α while the keys train (the ImageNet config's)."})
+    init_beta: float = field(default=1.0, metadata={"help": "β while the keys train (every config's)."})

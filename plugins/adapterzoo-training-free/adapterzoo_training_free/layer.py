@@ -15,18 +15,21 @@ from adapterzoo.training.fit import FeatureSet
 from adapterzoo.tuners import WrappingLayer
 
 from .closed_form import best, gda_head, grid, tip_cache, tip_logits
-from .config import GDAConfig, TipAdapterConfig
+from .config import GDAConfig, TipAdapterConfig, TipAdapterFConfig
 
 
 class _FeatureHead(WrappingLayer):
     """Adds ``extra(adapter, features)`` to the wrapped `FeatureLogits`' logits. ``buffer_names`` are the fitted
-    tensors' containers; ``fit_configs`` holds each adapter's config (its search settings)."""
+    tensors' containers (``adapter_layer_names`` the trained ones, if any); ``fit_configs`` holds each adapter's
+    config (its search settings)."""
 
     buffer_names: tuple[str, ...] = ()
 
     def __init__(self, base_layer: nn.Module, adapter_name: str, config, *, dim: int, num_classes: int):
         super().__init__(base_layer)
         self.dim, self.num_classes = dim, num_classes
+        for name in self.adapter_layer_names:
+            setattr(self, name, nn.ParameterDict())
         for name in self.buffer_names:
             setattr(self, name, BufferDict(persistent=True))
         self.fit_configs: dict = {}
@@ -104,6 +107,23 @@ class TipAdapterCache(_FeatureHead):
         views = train.views.mean(0) if train.views is not None else train.features
         keys, values = tip_cache(views, train.labels, self.num_classes)
         config = self.fit_configs[adapter_name]
+        beta, alpha = self.search(adapter_name, keys, values, validation)
+        self.set_cache(adapter_name, keys.to(train.features.device), values.to(train.features.device))
+        self.set_scales(adapter_name, alpha, beta)
+        config.cache_size = len(keys)
+        return {"alpha": float(alpha), "beta": float(beta)}
+
+    def set_cache(self, adapter_name: str, keys: torch.Tensor, values: torch.Tensor) -> None:
+        self.tip_keys[adapter_name], self.tip_values[adapter_name] = keys, values
+
+    def set_scales(self, adapter_name: str, alpha: float, beta: float) -> None:
+        device = self.tip_values[adapter_name].device
+        self.tip_alpha[adapter_name] = torch.tensor(float(alpha), device=device)
+        self.tip_beta[adapter_name] = torch.tensor(float(beta), device=device)
+
+    def search(self, adapter_name: str, keys: torch.Tensor, values: torch.Tensor, validation: FeatureSet) -> tuple:
+        """(β, α) of the reference's grid with the best validation accuracy."""
+        config = self.fit_configs[adapter_name]
         (scale_beta, scale_alpha), (steps_beta, steps_alpha) = config.search_scale, config.search_steps
 
         def candidates():
@@ -112,10 +132,32 @@ class TipAdapterCache(_FeatureHead):
                 for alpha in grid(scale_alpha, steps_alpha):
                     yield (beta, alpha), alpha * cache
 
-        beta, alpha = best(candidates(), validation.base_logits, validation.labels)
-        device = train.features.device
-        self.tip_keys[adapter_name], self.tip_values[adapter_name] = keys.to(device), values.to(device)
-        self.tip_alpha[adapter_name] = torch.tensor(float(alpha), device=device)
-        self.tip_beta[adapter_name] = torch.tensor(float(beta), device=device)
-        config.cache_size = len(keys)
+        return best(candidates(), validation.base_logits, validation.labels)
+
+
+class TipAdapterFCache(TipAdapterCache):
+    """Tip-Adapter-F: the keys are a trained parameter. The first `fit` builds the cache and sets the initial α, β
+    (``init_alpha``, ``init_beta``); `adapterzoo.train` then trains the keys (not renormalised); a second `fit`
+    searches α and β again on validation, keeping the trained keys."""
+
+    adapter_layer_names = ("tip_keys",)
+    buffer_names = ("tip_values", "tip_alpha", "tip_beta")
+
+    def create_buffers(self, adapter_name: str, config: TipAdapterFConfig) -> None:
+        super().create_buffers(adapter_name, config)
+        self.tip_keys[adapter_name] = nn.Parameter(torch.zeros(config.cache_size, self.dim))
+
+    def set_cache(self, adapter_name: str, keys: torch.Tensor, values: torch.Tensor) -> None:
+        self.tip_keys[adapter_name] = nn.Parameter(keys, requires_grad=adapter_name in self.active_adapters)
+        self.tip_values[adapter_name] = values
+
+    def fit_features(self, adapter_name: str, train: FeatureSet, validation: FeatureSet) -> dict[str, float]:
+        config = self.fit_configs[adapter_name]
+        if config.cache_size == 0:
+            super().fit_features(adapter_name, train, validation)
+            self.set_scales(adapter_name, config.init_alpha, config.init_beta)
+            return {"alpha": config.init_alpha, "beta": config.init_beta}
+        keys, values = self.tip_keys[adapter_name].detach(), self.tip_values[adapter_name]
+        beta, alpha = self.search(adapter_name, keys, values, validation)
+        self.set_scales(adapter_name, alpha, beta)
         return {"alpha": float(alpha), "beta": float(beta)}

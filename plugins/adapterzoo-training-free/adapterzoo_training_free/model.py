@@ -8,7 +8,7 @@ from torch import nn
 from adapterzoo.backbones import BackboneParts
 from adapterzoo.tuners import TowerTuner, TowerTunerConfig, WrappingLayer
 
-from .layer import GDAHead, TipAdapterCache
+from .layer import GDAHead, TipAdapterCache, TipAdapterFCache
 
 TARGET = "feature_logits"
 
@@ -44,6 +44,14 @@ class TipAdapterModel(_FeatureHeadTuner):
     prefix = "tip_"
     tuner_layer_cls = TipAdapterCache
     layer_cls = TipAdapterCache
+
+
+class TipAdapterFModel(_FeatureHeadTuner):
+    """Tip-Adapter-F (Zhang et al., ECCV 2022): the cache's keys fine-tuned."""
+
+    prefix = "tip_"
+    tuner_layer_cls = TipAdapterFCache
+    layer_cls = TipAdapterFCache
 
 
 def gda_linear_head(classifier, adapter_name: str = "default") -> nn.Linear:

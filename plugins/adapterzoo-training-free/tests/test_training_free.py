@@ -15,7 +15,7 @@ from adapterzoo_training_free.closed_form import gda_head, grid, tip_logits
 from adapterzoo_training_free.model import gda_linear_head
 from peft import get_peft_model
 
-from adapterzoo import AdapterModel, AutoAdapter, CLIPClassifier, evaluate, fit, get_method
+from adapterzoo import AdapterModel, AutoAdapter, CLIPClassifier, evaluate, fit, get_method, train
 from adapterzoo.backbones import load_clip
 from adapterzoo.cli import main
 from adapterzoo.data import builtin_dataset
@@ -39,6 +39,10 @@ class _Fitted(CLIPMethodConformance):
         model = super().build(backbone_path, seed)
         fit(model, toy_split("train", 4, seed), toy_split("validation", 8, seed + 1))
         return model.eval()
+
+
+class _NothingTrains(_Fitted):
+    """A fitted method with no trainable parameter."""
 
     # The kit's checks of training (what trains, an optimizer step, a falling loss, a backward pass) cannot apply:
     # nothing trains. Each is replaced by what holds for a fitted method instead.
@@ -72,13 +76,28 @@ class _Fitted(CLIPMethodConformance):
                 AutoAdapter.from_pretrained(tmp_path / "adapter")(images())
 
 
-class TestGDA(_Fitted):
+class TestGDA(_NothingTrains):
     method = "gda"
 
 
-class TestTipAdapter(_Fitted):
+class TestTipAdapter(_NothingTrains):
     method = "tip-adapter"
     options = {"search_scale": [50, 50]}
+
+
+class TestTipAdapterF(_Fitted):
+    """Fitted, its keys train: the kit's training checks apply as they are."""
+
+    method = "tip-adapter-f"
+    options = {"augment_views": 2}
+
+    def test_get_peft_model_attaches_the_method(self, backbone_path: Path) -> None:
+        """Before fitting the cache is empty (nothing to train); a config that records its size trains N·K·D."""
+        task_model = self.plain_task_model(backbone_path)
+        peft_model = get_peft_model(task_model, self.make_config(task_model))
+        assert peft_model.get_nb_trainable_parameters()[0] == 0
+        config = get_method(self.method).make_config(task_model, cache_size=12)
+        assert get_peft_model(self.plain_task_model(backbone_path), config).get_nb_trainable_parameters()[0] == 12 * 16
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +170,7 @@ def test_fitted_tip_adapter_round_trips_through_the_hub(clip_path: Path, splits:
                 assert torch.equal(loaded.eval()(images()).logits, model.eval()(images()).logits)
 
 
-def test_buffers_at_the_papers_shapes_and_nothing_trains() -> None:
+def test_counts_at_the_papers_shapes() -> None:
     """CLIP ViT-B/16 (D = 512), ImageNet's 1000 classes, 16 shots: GDA keeps D·N + N (+ α); Tip-Adapter's cache
     N·K·D keys (Tip-Adapter-F's 8.19 M trainable) and N·K·N values (+ α, β)."""
     config = transformers.CLIPConfig(vision_config={"patch_size": 16}, projection_dim=512)
@@ -161,12 +180,13 @@ def test_buffers_at_the_papers_shapes_and_nothing_trains() -> None:
     for method, options, expected in (
         ("gda", {}, 512 * 1000 + 1000 + 1),
         ("tip-adapter", {"cache_size": 16_000}, 16_000 * 512 + 16_000 * 1000 + 2),
+        ("tip-adapter-f", {"cache_size": 16_000}, 16_000 * 1000 + 2),
     ):
         peft_model = get_peft_model(classifier, get_method(method).make_config(classifier, **options))
-        assert not any(p.requires_grad for p in peft_model.parameters())
+        trains = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
+        assert trains == (8_192_000 if method == "tip-adapter-f" else 0)
         buffers = sum(b.numel() for n, b in peft_model.named_buffers() if "feature_logits" in n)
         assert buffers == expected
-        assert 16_000 * 512 == 8_192_000
         peft_model.unload()
 
 
@@ -209,3 +229,22 @@ def test_tip_adapter_keys_are_the_few_shot_features(clip_path: Path, splits: dic
         assert torch.allclose(keys.norm(dim=-1), torch.ones(len(keys)), atol=1e-5)
         assert torch.allclose(keys, features, atol=1e-5) == (views == 0)
         assert torch.equal(cache.tip_values["default"].argmax(-1), torch.tensor(splits["train"]["label"]))
+
+
+def test_tip_adapter_f_trains_its_keys_then_searches_again(clip_path: Path, splits: dict, tmp_path: Path) -> None:
+    options = {"augment_views": 0, "search_scale": [50, 50]}
+    model = AutoAdapter.from_backbone(str(clip_path), method="tip-adapter-f", labels=CLASSES, **options)
+    chosen = fit(model, splits["train"], splits["validation"])
+    assert (chosen["alpha"], chosen["beta"]) == (1.17, 1.0)  # training runs at the initial α, β
+    keys = model.task_model.feature_logits.tip_keys["default"]
+    assert keys.requires_grad and keys.shape == (12, 16)
+    start = keys.detach().clone()
+    train(model, splits["train"], epochs=2, batch_size=4, augment=False, output_dir=tmp_path / "run", progress=False)
+    trained = model.task_model.feature_logits.tip_keys["default"].detach().clone()
+    assert not torch.equal(trained, start)
+    fit(model, splits["train"], splits["validation"])
+    assert torch.equal(model.task_model.feature_logits.tip_keys["default"], trained)  # the search keeps the keys
+    model.save_pretrained(tmp_path / "saved")
+    loaded = AutoAdapter.from_pretrained(str(tmp_path / "saved"))
+    with torch.no_grad():
+        assert torch.allclose(loaded.eval()(images()).logits, model.eval()(images()).logits, atol=1e-6)
