@@ -15,7 +15,7 @@ from adapterzoo.training.fit import FeatureSet
 from adapterzoo.tuners import WrappingLayer
 
 from .closed_form import best, gda_head, grid, tip_cache, tip_logits
-from .config import GDAConfig, TipAdapterConfig, TipAdapterFConfig
+from .config import GDAConfig, TipAdapterConfig
 
 
 class _FeatureHead(WrappingLayer):
@@ -90,15 +90,14 @@ class TipAdapterCache(_FeatureHead):
     other_param_names = (*buffer_names, "fit_configs")
 
     def create_buffers(self, adapter_name: str, config: TipAdapterConfig) -> None:
-        self.tip_keys[adapter_name] = torch.zeros(config.cache_size, self.dim)
-        self.tip_values[adapter_name] = torch.zeros(config.cache_size, self.num_classes)
+        size = config.cache_size
+        self.set_cache(adapter_name, torch.zeros(size, self.dim), torch.zeros(size, self.num_classes))
         self.tip_alpha[adapter_name] = torch.zeros(())
         self.tip_beta[adapter_name] = torch.zeros(())
 
     def extra(self, adapter_name: str, features: torch.Tensor) -> torch.Tensor:
-        cache = tip_logits(
-            features, self.tip_keys[adapter_name], self.tip_values[adapter_name], self.tip_beta[adapter_name]
-        )
+        values = self.tip_values[adapter_name]
+        cache = tip_logits(features, self.keys(adapter_name), values, self.tip_beta[adapter_name])
         return self.tip_alpha[adapter_name] * cache
 
     def fit_features(self, adapter_name: str, train: FeatureSet, validation: FeatureSet) -> dict[str, float]:
@@ -112,6 +111,9 @@ class TipAdapterCache(_FeatureHead):
         self.set_scales(adapter_name, alpha, beta)
         config.cache_size = len(keys)
         return {"alpha": float(alpha), "beta": float(beta)}
+
+    def keys(self, adapter_name: str) -> torch.Tensor:
+        return self.tip_keys[adapter_name]
 
     def set_cache(self, adapter_name: str, keys: torch.Tensor, values: torch.Tensor) -> None:
         self.tip_keys[adapter_name], self.tip_values[adapter_name] = keys, values
@@ -143,12 +145,15 @@ class TipAdapterFCache(TipAdapterCache):
     adapter_layer_names = ("tip_keys",)
     buffer_names = ("tip_values", "tip_alpha", "tip_beta")
 
-    def create_buffers(self, adapter_name: str, config: TipAdapterFConfig) -> None:
-        super().create_buffers(adapter_name, config)
-        self.tip_keys[adapter_name] = nn.Parameter(torch.zeros(config.cache_size, self.dim))
+    def keys(self, adapter_name: str) -> torch.Tensor:
+        if adapter_name in self.tip_keys:
+            return self.tip_keys[adapter_name]
+        return self.tip_values[adapter_name].new_zeros(0, self.dim)  # unfitted: an empty cache
 
     def set_cache(self, adapter_name: str, keys: torch.Tensor, values: torch.Tensor) -> None:
-        self.tip_keys[adapter_name] = nn.Parameter(keys, requires_grad=adapter_name in self.active_adapters)
+        # An empty (unfitted) cache makes no parameter: there is nothing to train until fitting sizes it.
+        if len(keys):
+            self.tip_keys[adapter_name] = nn.Parameter(keys, requires_grad=adapter_name in self.active_adapters)
         self.tip_values[adapter_name] = values
 
     def fit_features(self, adapter_name: str, train: FeatureSet, validation: FeatureSet) -> dict[str, float]:
