@@ -42,6 +42,7 @@ _LAZY = {
     "TrainingConfig": "adapterzoo.training",
     "TrainingResult": "adapterzoo.training",
     "evaluate": "adapterzoo.training",
+    "fit": "adapterzoo.training.fit",
     "train": "adapterzoo.training",
     "base_to_novel": "adapterzoo.training",
 }
@@ -52,7 +53,15 @@ if TYPE_CHECKING:
     from adapterzoo.image_classifier import ImageClassifier
     from adapterzoo.method import PLUGIN_API_VERSION, Method
     from adapterzoo.registry import MethodInfo, get_method, list_methods
-    from adapterzoo.training import BaseToNovelResult, TrainingConfig, TrainingResult, base_to_novel, evaluate, train
+    from adapterzoo.training import (
+        BaseToNovelResult,
+        TrainingConfig,
+        TrainingResult,
+        base_to_novel,
+        evaluate,
+        fit,
+        train,
+    )
 
 
 __getattr__, __dir__ = lazy_attributes(globals(), _LAZY)
@@ -82,6 +91,7 @@ __all__ = [
     "__version__",
     "base_to_novel",
     "evaluate",
+    "fit",
     "get_method",
     "list_methods",
     "train",

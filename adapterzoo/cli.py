@@ -166,8 +166,9 @@ def _train(args: argparse.Namespace) -> int:
     sources = ("backbone", "adapter", "dataset", "eval_dataset")
     _check_local_paths("train", **{f"{name}_folder": run.get(name) for name in sources})
     # torch loads after the checks, so that a typo fails at once
-    from adapterzoo import AutoAdapter, base_to_novel, train
+    from adapterzoo import AutoAdapter, base_to_novel, fit, train
     from adapterzoo.data.loading import class_names, hub_dataset_id
+    from adapterzoo.training.fit import is_fitted
 
     seed = training.get("seed", TrainingConfig.seed)
     train_data, eval_data, columns = _prepare_data(run, seed)
@@ -193,6 +194,12 @@ def _train(args: argparse.Namespace) -> int:
         shots = int(run["shots"]) if run.get("shots") else 16
         result = base_to_novel(model, train_data, eval_data, shots=shots, **data_columns, **training)
         summary = {key: value for key, value in vars(result).items() if key != "training"}
+    elif is_fitted(model):
+        if eval_data is None:
+            raise SystemExit(f"adapterzoo: '{model.method.name}' is fitted on a validation split (--eval-split)")
+        final_dir = Path(training.get("output_dir", TrainingConfig.output_dir)) / "final"
+        summary = {"fitted": fit(model, train_data, eval_data, **data_columns), "final_dir": str(final_dir)}
+        model.save_pretrained(final_dir)
     else:
         result = train(model, train_data, eval_data, **data_columns, **training)
         summary = {

@@ -22,6 +22,14 @@ from adapterzoo.labels import checked_labels
 DEFAULT_TEMPLATE = "a photo of a {}."
 
 
+class FeatureLogits(nn.Module):
+    """Where methods on CLIP's frozen image features (Tip-Adapter, GDA) add their logits: it returns the zero-shot
+    logits unchanged, and such a method wraps it to add its own, computed from the normalised image features."""
+
+    def forward(self, features: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        return logits
+
+
 class CLIPClassifier(nn.Module):
     """A CLIP model that classifies images among ``class_names``, which `set_classes` changes at any time.
 
@@ -43,6 +51,7 @@ class CLIPClassifier(nn.Module):
         self.template = template
         self.text_parts = describe_text_tower(clip)
         self._text_cache: dict[tuple, torch.Tensor] = {}
+        self.feature_logits = FeatureLogits()
         self.set_classes(class_names)
         # PEFT records this as the adapter's base_model_name_or_path.
         self.name_or_path = backbone_name(clip)
@@ -106,6 +115,6 @@ class CLIPClassifier(nn.Module):
     ) -> ImageClassifierOutput:
         """Classify images, or precomputed image ``features`` (`encode`'s output) when the vision side is frozen."""
         image = features if features is not None else self.encode(pixel_values)
-        logits = self.clip.logit_scale.exp() * image @ self.encode_text().T
+        logits = self.feature_logits(image, self.clip.logit_scale.exp() * image @ self.encode_text().T)
         loss = F.cross_entropy(logits, labels) if labels is not None else None
         return ImageClassifierOutput(loss=loss, logits=logits)

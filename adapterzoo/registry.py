@@ -30,6 +30,9 @@ KNOWN_DISTRIBUTIONS = {
     "moment-probing": "adapterzoo-moment-probing",
     "ssf": "adapterzoo-ssf",
     "adaptformer": "adapterzoo-adaptformer",
+    "gda": "adapterzoo-training-free",
+    "tip-adapter": "adapterzoo-training-free",
+    "tip-adapter-f": "adapterzoo-training-free",
 }
 
 

@@ -11,6 +11,7 @@ from adapterzoo.lazy import lazy_attributes
 _LAZY = {
     "TrainingConfig": "adapterzoo.training.config",
     "evaluate": "adapterzoo.training.evaluation",
+    "fit": "adapterzoo.training.fit",
     "BaseToNovelResult": "adapterzoo.training.protocols",
     "base_to_novel": "adapterzoo.training.protocols",
     "evaluate_base_to_novel": "adapterzoo.training.protocols",
@@ -21,6 +22,7 @@ _LAZY = {
 if TYPE_CHECKING:
     from adapterzoo.training.config import TrainingConfig
     from adapterzoo.training.evaluation import evaluate
+    from adapterzoo.training.fit import fit
     from adapterzoo.training.protocols import BaseToNovelResult, base_to_novel, evaluate_base_to_novel
     from adapterzoo.training.trainer import TrainingResult, train
 
@@ -33,5 +35,6 @@ __all__ = [
     "base_to_novel",
     "evaluate",
     "evaluate_base_to_novel",
+    "fit",
     "train",
 ]

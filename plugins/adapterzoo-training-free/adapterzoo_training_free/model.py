@@ -1,0 +1,69 @@
+"""The GDA and Tip-Adapter tuners: each wraps the `CLIPClassifier`'s `feature_logits` (see layer.py)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from adapterzoo.backbones import BackboneParts
+from adapterzoo.tuners import TowerTuner, TowerTunerConfig, WrappingLayer
+
+from .layer import GDAHead, TipAdapterCache, TipAdapterFCache
+
+TARGET = "feature_logits"
+
+
+class _FeatureHeadTuner(TowerTuner):
+    """Wraps the classifier's `FeatureLogits` with ``layer_cls``."""
+
+    layer_cls: type[WrappingLayer]
+
+    def target_pattern(self, parts: BackboneParts, config: TowerTunerConfig) -> str:
+        return TARGET
+
+    def wrap(self, target: nn.Module, adapter_name: str, config: TowerTunerConfig, **where) -> WrappingLayer:
+        dim = self.model.clip.config.projection_dim
+        return self.layer_cls(target, adapter_name, config, dim=dim, num_classes=len(self.model.class_names))
+
+    def _replace_module(self, parent: nn.Module, child_name: str, new_module: nn.Module, child: nn.Module) -> None:
+        # PEFT's own places the new layer by the wrapped module's first weight, which `FeatureLogits` has none of.
+        setattr(parent, child_name, new_module)
+
+
+class GDAModel(_FeatureHeadTuner):
+    """GDA (Wang et al., ICLR 2024): a Gaussian discriminant head on CLIP's image features."""
+
+    prefix = "gda_"
+    tuner_layer_cls = GDAHead
+    layer_cls = GDAHead
+
+
+class TipAdapterModel(_FeatureHeadTuner):
+    """Tip-Adapter (Zhang et al., ECCV 2022): a cache of the few-shot features."""
+
+    prefix = "tip_"
+    tuner_layer_cls = TipAdapterCache
+    layer_cls = TipAdapterCache
+
+
+class TipAdapterFModel(_FeatureHeadTuner):
+    """Tip-Adapter-F (Zhang et al., ECCV 2022): the cache's keys fine-tuned."""
+
+    prefix = "tip_"
+    tuner_layer_cls = TipAdapterFCache
+    layer_cls = TipAdapterFCache
+
+
+def gda_linear_head(classifier, adapter_name: str = "default") -> nn.Linear:
+    """A fitted GDA and the zero-shot classifier as one linear layer on the normalised image features: weight
+    scale·T + α·Wᵀ, bias α·b (T the class-text features, scale CLIP's logit scale)."""
+    layer = classifier.get_submodule(TARGET)
+    if not isinstance(layer, GDAHead):
+        raise ValueError("The classifier has no GDA head to merge.")
+    with torch.no_grad():
+        text = classifier.clip.logit_scale.exp().float() * classifier.encode_text().float()
+        alpha = layer.gda_alpha[adapter_name]
+        linear = nn.Linear(layer.dim, layer.num_classes)
+        linear.weight.copy_(text + alpha * layer.gda_weight[adapter_name].T)
+        linear.bias.copy_(alpha * layer.gda_bias[adapter_name])
+    return linear
