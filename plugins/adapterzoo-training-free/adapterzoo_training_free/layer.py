@@ -48,6 +48,7 @@ class _FeatureHead(WrappingLayer):
     def forward(self, features: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         adapter = self.active_adapter_here()
         output = self.base_layer(features, logits)
+        # In float32 whatever the model's dtype (bf16 keeps too few bits for exp(-β(1 - f·Fᵀ))), then cast back.
         return output if adapter is None else output + self.extra(adapter, features.float()).to(output.dtype)
 
 
@@ -63,7 +64,8 @@ class GDAHead(_FeatureHead):
         self.gda_alpha[adapter_name] = torch.zeros(())
 
     def extra(self, adapter_name: str, features: torch.Tensor) -> torch.Tensor:
-        return self.gda_alpha[adapter_name] * (features @ self.gda_weight[adapter_name] + self.gda_bias[adapter_name])
+        weight, bias = self.gda_weight[adapter_name].float(), self.gda_bias[adapter_name].float()
+        return self.gda_alpha[adapter_name].float() * (features @ weight + bias)
 
     def fit_features(self, adapter_name: str, train: FeatureSet, validation: FeatureSet) -> dict[str, float]:
         """Set W and b from the few-shot features, and α by validation accuracy among ``alphas``."""
@@ -96,9 +98,9 @@ class TipAdapterCache(_FeatureHead):
         self.tip_beta[adapter_name] = torch.zeros(())
 
     def extra(self, adapter_name: str, features: torch.Tensor) -> torch.Tensor:
-        values = self.tip_values[adapter_name]
-        cache = tip_logits(features, self.keys(adapter_name), values, self.tip_beta[adapter_name])
-        return self.tip_alpha[adapter_name] * cache
+        values = self.tip_values[adapter_name].float()
+        cache = tip_logits(features, self.keys(adapter_name).float(), values, self.tip_beta[adapter_name].float())
+        return self.tip_alpha[adapter_name].float() * cache
 
     def fit_features(self, adapter_name: str, train: FeatureSet, validation: FeatureSet) -> dict[str, float]:
         """Cache the few-shot features, and search β and α on the reference's grid by validation accuracy."""
