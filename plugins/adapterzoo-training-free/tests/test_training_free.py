@@ -65,7 +65,17 @@ class _NothingTrains(_Fitted):
         assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
 
     def test_loss_falls_when_training(self, backbone_path: Path) -> None:
-        pytest.skip("a fitted method does not train; test_fitting_beats_zero_shot_on_the_toy_shapes checks the fit")
+        """Its counterpart for a fitted method: fitting lowers the loss on the few-shot set it was fitted on."""
+        model = AutoAdapter.from_backbone(str(backbone_path), method=self.method, labels=LABELS, **self.options).eval()
+        train_split = toy_split("train", 4, 0)
+        pixels = torch.cat([model.image_processor(image, return_tensors="pt")["pixel_values"]
+                            for image in train_split["image"]])  # fmt: skip
+        labels = torch.tensor(train_split["label"])
+        with torch.no_grad():
+            before = model(pixels, labels=labels).loss.item()
+            fit(model, train_split, toy_split("validation", 8, 1))
+            after = model(pixels, labels=labels).loss.item()
+        assert after < before, (before, after)
 
     def test_runs_without_warnings(self, backbone_path: Path, tmp_path: Path) -> None:
         with warnings.catch_warnings():
