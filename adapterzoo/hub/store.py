@@ -33,7 +33,6 @@ the store's root: a name that slipped through the first check still cannot reach
 
 from __future__ import annotations
 
-import base64
 import fcntl
 import hashlib
 import json
@@ -773,12 +772,3 @@ class RepoStore:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return self.get(repo_type, to_id)
-
-
-def decode_regular_file(content: str, encoding: str) -> bytes:
-    if encoding != "base64":
-        raise HubError(400, f"Unsupported file encoding '{encoding}'")
-    try:
-        return base64.b64decode(content, validate=True)
-    except ValueError as exc:
-        raise HubError(400, f"Invalid base64 content: {exc}") from exc
