@@ -161,6 +161,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             raise HubError(400, f"Invalid form body: {exc}") from None
 
     def _dispatch(self) -> None:
+        self._caller_known = False  # one connection serves several requests, each with its own credentials
         try:
             self.body = RequestBody(self.headers, self.rfile, self.settings.max_body_size)
             split = urlsplit(self.path)
@@ -191,10 +192,13 @@ class HubRequestHandler(BaseHTTPRequestHandler):
     # authentication and permissions
     def caller(self) -> Caller | None:
         """Who sent this request, None if anonymous; an invalid token is refused outright (401). git sends the token
-        as the password of Basic authentication."""
-        header = self.headers.get("Authorization", "")
-        password = git_http.basic_password(header)
-        return self.accounts.authenticate(header if password is None else f"Bearer {password}")
+        as the password of Basic authentication. Authenticated once per request (listings ask once per repo)."""
+        if not self._caller_known:
+            header = self.headers.get("Authorization", "")
+            password = git_http.basic_password(header)
+            self._caller = self.accounts.authenticate(header if password is None else f"Bearer {password}")
+            self._caller_known = True
+        return self._caller
 
     def may_read(self, repo: Repo) -> bool:
         """Whether this request may see ``repo``: a private one is seen by its namespace's owner and members only."""
