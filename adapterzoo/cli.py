@@ -198,7 +198,11 @@ def _train(args: argparse.Namespace) -> int:
         if eval_data is None:
             raise SystemExit(f"adapterzoo: '{model.method.name}' is fitted on a validation split (--eval-split)")
         final_dir = Path(training.get("output_dir", TrainingConfig.output_dir)) / "final"
-        summary = {"fitted": fit(model, train_data, eval_data, **data_columns), "final_dir": str(final_dir)}
+        progress = training.get("progress", TrainingConfig.progress)
+        summary = {
+            "fitted": fit(model, train_data, eval_data, **data_columns, progress=progress),
+            "final_dir": str(final_dir),
+        }
         model.save_pretrained(final_dir)
     else:
         result = train(model, train_data, eval_data, **data_columns, **training)

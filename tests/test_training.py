@@ -235,3 +235,17 @@ def test_the_best_adapter_is_pushed_to_the_hub(vit_path, shapes, shapes_eval, tm
         with torch.no_grad():
             pixels = torch.randn(2, 3, 32, 32)
             assert torch.equal(pulled(pixels).logits, best(pixels).logits)
+
+
+def test_the_feature_cache_keeps_the_models_mode_and_drops_what_it_is_told(vit_path, shapes) -> None:
+    from adapterzoo.training.evaluation import evaluation_loader
+    from adapterzoo.training.feature_cache import encode_features
+
+    model = build(vit_path, "linear-probe").train()
+    batches = list(evaluation_loader(model, shapes, 8))
+    cached = encode_features(model, batches, torch.device("cpu"), keep=lambda batch: batch is not batches[0])
+    assert model.training and len(cached) == len(shapes) - 8
+    with torch.no_grad():
+        expected = model.eval().task_model.encode(batches[1]["pixel_values"])
+    assert torch.equal(cached.tensors[0][:8], expected) and torch.equal(cached.tensors[1][:8], batches[1]["labels"])
+    assert len(encode_features(model, batches, torch.device("cpu"), keep=lambda batch: False)) == 0

@@ -13,12 +13,14 @@ import datasets
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
 
 from adapterzoo.auto import AdapterModel
 from adapterzoo.clip_classifier import CLIPClassifier
 from adapterzoo.data.loading import find_columns, label_ids, split_name
 from adapterzoo.data.transforms import Collate, ImageExamples
 from adapterzoo.training.evaluation import evaluation_loader
+from adapterzoo.training.feature_cache import encode_features
 
 
 @dataclass
@@ -46,17 +48,20 @@ def fit(
     image_column: str | None = None,
     label_column: str | None = None,
     batch_size: int = 64,
+    progress: bool = False,
 ) -> dict[str, float]:
     """Fit ``model``'s adapter on ``train_dataset`` (the few-shot set) and choose its hyper-parameters on
-    ``validation_dataset``; returns the chosen values and the validation accuracy (``accuracy``)."""
+    ``validation_dataset``; returns the chosen values and the validation accuracy (``accuracy``). ``progress`` shows
+    a bar of each feature pass."""
     _check(model, train_dataset, validation_dataset, image_column, label_column)
     config = model.peft_model.peft_config[model.adapter_name]
-    train = _encode(model, train_dataset, batch_size, image_column, label_column)
+    model.eval()  # fitting only reads features
+    train = _encode(model, train_dataset, batch_size, image_column, label_column, progress)
     views = getattr(config, "augment_views", 0)
     if views:
         scale = tuple(config.crop_scale)
-        train.views = _views(model, train_dataset, views, scale, batch_size, image_column, label_column)
-    validation = _encode(model, validation_dataset, batch_size, image_column, label_column)
+        train.views = _views(model, train_dataset, views, scale, batch_size, image_column, label_column, progress)
+    validation = _encode(model, validation_dataset, batch_size, image_column, label_column, progress)
     chosen: dict[str, float] = {}
     for layer in model.peft_model.modules():
         fit_features = getattr(layer, "fit_features", None)
@@ -91,23 +96,22 @@ def _check(model: AdapterModel, train_dataset, validation_dataset, image_column,
         raise ValueError(f"The few-shot set has fewer than two examples of the classes {few}; fitting needs two.")
 
 
-def _encode(model: AdapterModel, dataset, batch_size: int, image_column, label_column) -> FeatureSet:
-    """The normalised image features of ``dataset``, its labels and the model's logits with adapters disabled."""
+def _encode(model: AdapterModel, dataset, batch_size: int, image_column, label_column, progress) -> FeatureSet:
+    """The normalised image features of ``dataset`` (through the feature cache), its labels and the model's logits
+    with adapters disabled."""
     task_model = model.task_model
     device = next(task_model.parameters()).device
-    features, labels = [], []
-    task_model.eval()
-    with torch.no_grad():
-        for batch in evaluation_loader(model, dataset, batch_size, image_column, label_column):
-            features.append(task_model.encode(batch["pixel_values"].to(device)).float())
-            labels.append(batch["labels"].to(device))
-        features = torch.cat(features)
-        with model.peft_model.disable_adapter():
-            base_logits = task_model(features=features.to(task_model.clip.logit_scale.dtype)).logits.float()
-    return FeatureSet(features, torch.cat(labels), base_logits)
+    loader = evaluation_loader(model, dataset, batch_size, image_column, label_column)
+    features, labels = (
+        tensor.to(device) for tensor in encode_features(model, loader, device, progress=progress).tensors
+    )
+    features = features.float()
+    with torch.no_grad(), model.peft_model.disable_adapter():
+        base_logits = task_model(features=features.to(task_model.clip.logit_scale.dtype)).logits.float()
+    return FeatureSet(features, labels, base_logits)
 
 
-def _views(model: AdapterModel, dataset, views: int, crop_scale, batch_size: int, image_column, label_column):
+def _views(model: AdapterModel, dataset, views: int, crop_scale, batch_size: int, image_column, label_column, progress):
     """Unnormalised image features of ``views`` augmented passes (random resized crops of ``crop_scale`` and
     flips, seeded per pass and example) over ``dataset``, (views, n, dim)."""
     columns = find_columns(dataset, image_column, label_column)
@@ -117,7 +121,7 @@ def _views(model: AdapterModel, dataset, views: int, crop_scale, batch_size: int
     clip = model.task_model.clip
     passes = []
     with torch.no_grad():
-        for view in range(views):
+        for view in tqdm(range(views), desc="augmented views", disable=not progress):
             examples.set_epoch(view)
             pixels = [batch["pixel_values"].to(clip.logit_scale.device) for batch in loader]
             passes.append(torch.cat([clip.get_image_features(pixel_values=p).pooler_output.float() for p in pixels]))

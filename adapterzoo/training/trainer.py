@@ -41,6 +41,7 @@ from adapterzoo.training.checkpoint import (
 )
 from adapterzoo.training.config import TrainingConfig
 from adapterzoo.training.evaluation import check_metrics, compute_metrics, evaluation_loader, gather_logits
+from adapterzoo.training.feature_cache import encode_features
 from adapterzoo.training.finite import FiniteGuard
 from adapterzoo.training.logs import RunLogger
 from adapterzoo.training.optim import build_optimizer, build_scheduler, learning_rate, trainable_parameters
@@ -285,19 +286,11 @@ class _Run:
         )
 
     def _encoded(self, loader: DataLoader) -> TensorDataset:
-        """The backbone features of every example of ``loader``, computed once in eval mode, with their labels."""
-        features, labels = [], []
-        self.model.eval()
-        with torch.no_grad():
-            for batch in tqdm(loader, desc="caching features", disable=not (self.main and self.config.progress)):
-                if not self.skipped.take(batch):
-                    continue
-                pixel_values = batch["pixel_values"].to(self.accelerator.device)
-                features.append(self.model.task_model.encode(pixel_values).cpu())
-                labels.append(batch["labels"])
-        self.model.train()
+        """The backbone features of every readable example of ``loader`` (see `encode_features`)."""
+        show = self.main and self.config.progress
+        encoded = encode_features(self.model, loader, self.accelerator.device, keep=self.skipped.take, progress=show)
         self.skipped.check_some_left(loader.dataset)
-        return TensorDataset(torch.cat(features), torch.cat(labels))
+        return encoded
 
     def _resume(self) -> None:
         if self.config.resume_from is None:

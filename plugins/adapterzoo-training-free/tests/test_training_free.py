@@ -258,3 +258,12 @@ def test_tip_adapter_f_trains_its_keys_then_searches_again(clip_path: Path, spli
     loaded = AutoAdapter.from_pretrained(str(tmp_path / "saved"))
     with torch.no_grad():
         assert torch.allclose(loaded.eval()(images()).logits, model.eval()(images()).logits, atol=1e-6)
+
+
+def test_fitting_reads_features_through_the_feature_cache(clip_path: Path, splits: dict, capsys) -> None:
+    """`fit` encodes through the trainer's feature cache (its bar) and its augmented views pass (theirs), and
+    leaves the model in eval mode: the features it fitted on are the cache's."""
+    model = AutoAdapter.from_backbone(str(clip_path), method="gda", labels=CLASSES, augment_views=1).train()
+    fit(model, splits["train"], splits["validation"], progress=True)
+    bars = capsys.readouterr().err
+    assert "caching features" in bars and "augmented views" in bars and not model.training
