@@ -69,8 +69,9 @@ def _add_training_flags(parser: argparse.ArgumentParser, method: str | None = No
     for field in dataclasses.fields(TrainingConfig):
         flag = "--" + field.name.replace("_", "-")
         kind = hints[field.name]
-        if isinstance(kind, types.UnionType):
-            kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
+        if isinstance(kind, types.UnionType):  # a str among the types takes any value; the config checks it
+            kinds = [arg for arg in typing.get_args(kind) if arg is not type(None)]
+            kind = str if str in kinds else kinds[0]
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
         if field.name in recipe:
             default = f"{recipe[field.name]}, {method}'s recipe"

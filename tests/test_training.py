@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
 from pathlib import Path
 
 import datasets
@@ -121,6 +122,36 @@ def test_a_stopped_and_resumed_run_ends_with_the_same_weights(vit_path, shapes, 
     first, second = trainable(straight), trainable(resumed)
     assert first.keys() == second.keys()
     assert all(torch.equal(first[name], second[name]) for name in first)
+
+
+def test_loader_workers_change_nothing_and_a_run_resumes_exactly_with_them(vit_path, shapes, tmp_path) -> None:
+    """Persistent workers see each epoch's augmentation seed (shared memory), and a run resumed mid-epoch with
+    workers (a skipped-ahead loader) ends where the uninterrupted one does."""
+    options = dict(epochs=2, batch_size=4, augment=True, save_steps=4, save_total_limit=10, progress=False)
+    method = {"method": "vpt", "num_tokens": 2, "deep": True, "dropout": 0.3}
+    alone, workers = build(vit_path, **method), build(vit_path, **method)
+    train(alone, shapes, output_dir=tmp_path / "alone", num_workers=0, **options)
+    train(workers, shapes, output_dir=tmp_path / "workers", num_workers=2, **options)
+    resumed = build(vit_path, **method)
+    checkpoint = tmp_path / "workers" / "checkpoints" / "step-00000008"  # epoch 2, batch 2
+    train(resumed, shapes, output_dir=tmp_path / "resumed", num_workers=2, resume_from=str(checkpoint), **options)
+    first, second, third = trainable(alone), trainable(workers), trainable(resumed)
+    assert all(torch.equal(first[n], second[n]) and torch.equal(first[n], third[n]) for n in first)
+
+
+def test_num_workers_is_auto_by_default_and_checked() -> None:
+    from adapterzoo.data.workers import loader_options
+
+    assert TrainingConfig().num_workers == "auto" and TrainingConfig(num_workers="3").num_workers == 3
+    for bad in (-1, "two", "1.5"):
+        with pytest.raises(ValueError, match="num_workers must be 'auto' or a count"):
+            TrainingConfig(num_workers=bad)
+    assert loader_options("auto", torch.device("cpu")) == {"num_workers": 0, "persistent_workers": False,
+                                                          "pin_memory": False}  # fmt: skip
+    on_gpu = loader_options("auto", torch.device("cuda"))
+    assert on_gpu["pin_memory"] and on_gpu["persistent_workers"] == (on_gpu["num_workers"] > 0)
+    assert on_gpu["num_workers"] == min(8, len(os.sched_getaffinity(0)) - 1)
+    assert loader_options(2, torch.device("cpu"))["num_workers"] == 2
 
 
 def test_checkpoints_hold_the_trainable_state_and_are_pruned(vit_path, shapes, tmp_path) -> None:

@@ -5,12 +5,14 @@ from their batch and recorded in it, so that the run can report them (`SkippedRo
 
 Augmentation is a random resized crop and a horizontal flip, written here on PIL (no torchvision). Each example's
 randomness comes from a generator seeded by (seed, epoch, index), so a resumed run, or a run with more data-loading
-workers, sees exactly the crops an uninterrupted single-worker run sees.
+workers (persistent ones too: the epoch is in shared memory), sees exactly the crops an uninterrupted single-worker
+run sees.
 """
 
 from __future__ import annotations
 
 import math
+import multiprocessing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -81,11 +83,16 @@ class ImageExamples(torch.utils.data.Dataset):
         self.augment = augment
         self.seed = seed
         self.crop_scale = crop_scale
-        self.epoch = 0
+        # Shared memory: persistent loader workers, started once, read the epoch the main process sets.
+        self._epoch = multiprocessing.RawValue("q", 0)
         self.preprocessed = preprocessed_shape(dataset, columns.image) is not None
 
+    @property
+    def epoch(self) -> int:
+        return self._epoch.value
+
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        self._epoch.value = epoch
 
     def __len__(self) -> int:
         return len(self.dataset)

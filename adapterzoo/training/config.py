@@ -70,7 +70,11 @@ class TrainingConfig:
         "'skip' that update and go on, as mixed-precision loss scalers do",
         choices=NONFINITE_MODES,
     )
-    num_workers: int = _option(0, "data-loading worker processes")
+    num_workers: int | str = _option(
+        "auto",
+        "data-loading worker processes: a count, or auto (feeding an accelerator, every available CPU but one, at "
+        "most 8; on the CPU, 0)",
+    )
     skip_bad_images: bool = _option(
         False,
         "leave out rows whose image cannot be read (corrupt, truncated, not an image), warning about each and "
@@ -86,6 +90,10 @@ class TrainingConfig:
             choices = self.field_metadata(name)["choices"]
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {', '.join(choices)}, not '{getattr(self, name)}'.")
+        if self.num_workers != "auto":
+            if not str(self.num_workers).isdigit():
+                raise ValueError(f"num_workers must be 'auto' or a count of at least 0, not '{self.num_workers}'.")
+            self.num_workers = int(self.num_workers)
         positive = ("epochs", "batch_size", "gradient_accumulation_steps", "log_steps", "save_total_limit")
         for name in positive:
             if getattr(self, name) < 1:

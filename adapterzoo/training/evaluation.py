@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from adapterzoo.data.loading import find_columns, label_ids, load_image_dataset, split_name
 from adapterzoo.data.pixel_values import check_pixel_values
 from adapterzoo.data.transforms import Collate, ImageExamples, SkippedRows
+from adapterzoo.data.workers import loader_options
 from adapterzoo.faults import fault_point
 from adapterzoo.metrics import load_metric
 
@@ -99,15 +100,24 @@ def gather_logits(
 
 
 def evaluation_loader(
-    model, dataset: datasets.Dataset, batch_size: int, image_column=None, label_column=None, skip_bad_images=False
+    model,
+    dataset: datasets.Dataset,
+    batch_size: int,
+    image_column=None,
+    label_column=None,
+    skip_bad_images=False,
+    num_workers: int | str = 0,
 ):
-    """A loader of ``dataset``'s examples, preprocessed for ``model``, with labels mapped to the model's by name."""
+    """A loader of ``dataset``'s examples, preprocessed for ``model`` (in ``num_workers`` processes, see
+    `loader_options`), with labels mapped to the model's by name."""
     columns = find_columns(dataset, image_column, label_column)
     labels = label_ids(dataset, columns, model.labels)
     check_pixel_values(dataset, columns, model.image_processor)
     split = split_name(dataset, "evaluation")
     examples = ImageExamples(dataset, columns, labels, split=split, skip_bad_images=skip_bad_images)
-    return DataLoader(examples, batch_size=batch_size, collate_fn=Collate(model.image_processor))
+    device = next(model.parameters()).device
+    loading = loader_options(num_workers, device)
+    return DataLoader(examples, batch_size=batch_size, collate_fn=Collate(model.image_processor), **loading)
 
 
 def predict_dataset(

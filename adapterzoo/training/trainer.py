@@ -28,6 +28,7 @@ from adapterzoo.auto import AdapterModel, AutoAdapter
 from adapterzoo.data.loading import Columns, find_columns, label_ids, split_name
 from adapterzoo.data.pixel_values import check_pixel_values
 from adapterzoo.data.transforms import Collate, ImageExamples, SkippedRows
+from adapterzoo.data.workers import loader_options
 from adapterzoo.faults import fault_point
 from adapterzoo.training.checkpoint import (
     Progress,
@@ -100,8 +101,9 @@ def train(
     if eval_dataset is not None:
         batch_size = config.eval_batch_size or config.batch_size
         eval_loader = evaluation_loader(
-            model, eval_dataset, batch_size, image_column, label_column, skip_bad_images=config.skip_bad_images
-        )
+            model, eval_dataset, batch_size, image_column, label_column, skip_bad_images=config.skip_bad_images,
+            num_workers=config.num_workers,
+        )  # fmt: skip
     blocker = feature_cache_blocker(model, config)
     if config.cache_features == "yes" and blocker:
         raise ValueError(f"Cannot cache backbone features: {blocker}.")
@@ -165,14 +167,15 @@ class _Run:
             crop_scale=(config.crop_min_scale, 1.0),
             skip_bad_images=config.skip_bad_images,
         )
+        loading = loader_options(config.num_workers, accelerator.device)
         if self.use_cache:
             batch_size = config.eval_batch_size or config.batch_size
-            images = DataLoader(examples, batch_size=batch_size, collate_fn=Collate(model.image_processor))
+            images = DataLoader(examples, batch_size=batch_size, collate_fn=Collate(model.image_processor), **loading)
             train_loader = self._shuffled_loader(self._encoded(images), _feature_batch)
             if eval_loader is not None:
                 eval_loader = DataLoader(self._encoded(eval_loader), batch_size=batch_size, collate_fn=_feature_batch)
         else:
-            train_loader = self._shuffled_loader(examples, Collate(model.image_processor))
+            train_loader = self._shuffled_loader(examples, Collate(model.image_processor), **loading)
         total_batch = config.batch_size * config.gradient_accumulation_steps * accelerator.num_processes
         lr = learning_rate(config, total_batch)
         optimizer = build_optimizer(model, config, lr)
@@ -204,7 +207,9 @@ class _Run:
             while progress.step < total_steps:
                 examples.set_epoch(progress.epoch)
                 train_loader.set_epoch(progress.epoch)
-                for batch in accelerator.skip_first_batches(train_loader, progress.batches_done):
+                # Skipping makes a new loader (new workers): only a resumed epoch does it.
+                done = progress.batches_done
+                for batch in accelerator.skip_first_batches(train_loader, done) if done else train_loader:
                     if interrupts.pending:
                         raise _DeferredStop
                     if not self.skipped.take(batch):  # every image of this batch was unreadable
@@ -273,7 +278,8 @@ class _Run:
         optimizer.zero_grad()
         return loss
 
-    def _shuffled_loader(self, dataset: torch.utils.data.Dataset, collate_fn) -> DataLoader:
+    def _shuffled_loader(self, dataset: torch.utils.data.Dataset, collate_fn, **loading) -> DataLoader:
+        """Batches in a seeded shuffled order; ``loading`` are `loader_options` (none for in-memory features)."""
         # The loader's own generator keeps iterator creation off the global RNG, which dropout draws from: a resumed
         # run restores that RNG and must see the very draws an uninterrupted run saw.
         return DataLoader(
@@ -281,8 +287,8 @@ class _Run:
             batch_size=self.config.batch_size,
             shuffle=True,
             collate_fn=collate_fn,
-            num_workers=self.config.num_workers,
             generator=torch.Generator().manual_seed(self.config.seed),
+            **loading,
         )
 
     def _encoded(self, loader: DataLoader) -> TensorDataset:
