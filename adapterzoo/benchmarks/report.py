@@ -74,12 +74,37 @@ def markdown(results: dict) -> str:
             f"({cache['uncached_seconds']:.1f} s → {cache['cached_seconds']:.1f} s), "
             f"{'with the same' if cache['same_accuracy'] else 'with a DIFFERENT'} accuracy."
         )
+    lines += _pipeline_lines(results)
     lines.append("")
     lines.append(
         "Accuracy: the ViT rows on the four shapes the pretrained ViT never saw; the CLIP rows (zero-shot, CoOp, "
         "MaPLe) the harmonic mean of base and novel accuracy under the base-to-novel protocol."
     )
     return "\n".join(lines)
+
+
+def _pipeline_lines(results: dict) -> list[str]:
+    """The data pipeline's images per second beside what the training steps consume, and which bounds a run."""
+    pipeline = results.get("pipeline")
+    if not pipeline:
+        return []
+    batch = results["settings"]["batch"]
+    consumed = [batch / row["step_seconds"] for row in results["methods"].values() if row.get("step_seconds")]
+    lines = []
+    for image_format, measured in pipeline.items():
+        rates = ", ".join(f"{rate:.0f} with {workers}" for workers, rate in measured["images_per_second"].items())
+        lines.append(
+            f"The data pipeline ({image_format}, 500×375, {measured['mean_file_kib']:.0f} KiB a file, decoded, "
+            f"augmented and preprocessed) delivers images per second: {rates} worker(s)."
+        )
+    if consumed:
+        best = max(max(m["images_per_second"].values()) for m in pipeline.values())
+        bound = sum(rate > best for rate in consumed)
+        lines.append(
+            f"A training step consumes {min(consumed):.0f} to {max(consumed):.0f} images per second, so data loading "
+            f"bounds {bound} of {len(consumed)} methods on this machine and compute bounds the rest."
+        )
+    return lines
 
 
 def plots(results: dict, folder: Path) -> list[Path]:
