@@ -126,8 +126,8 @@ class CLIPClassifier(nn.Module):
             raise ValueError("The active adapter conditions the class prompts on each image: pass the image features.")
         ids = self.prompt_ids(self.prompt_template()[0]).to(image.device)
         with conditioner.conditioned_on(image):
-            features = self.clip.get_text_features(input_ids=ids.repeat(len(image), 1)).pooler_output
-        return F.normalize(features, dim=-1).view(len(image), len(ids), -1)
+            features = self.clip.get_text_features(input_ids=ids.repeat(image.shape[0], 1)).pooler_output
+        return F.normalize(features, dim=-1).view(image.shape[0], ids.shape[0], -1)
 
     def encode(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Normalised image features, (batch, dim)."""

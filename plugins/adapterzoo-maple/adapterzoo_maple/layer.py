@@ -172,7 +172,7 @@ class CoCoOpPromptLearner(ContextAfterSOS):
         meta_net = self.cocoop_meta_net[adapter]
         bias = meta_net(self._image.to(meta_net.linear1.weight.dtype))
         contexts = self.cocoop_context[adapter][None] + bias[:, None]  # π is shared by every context vector
-        per_prompt = contexts.repeat_interleave(len(input_ids) // len(self._image), dim=0)
+        per_prompt = contexts.repeat_interleave(input_ids.shape[0] // self._image.shape[0], dim=0)
         return splice(embeddings, per_prompt, at=1, replaced=contexts.shape[1])
 
 
