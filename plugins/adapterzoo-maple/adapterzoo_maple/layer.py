@@ -62,6 +62,13 @@ def initial_context(
     return " ".join(["X"] * num_context) + " {}.", vectors
 
 
+def whole_phrase_context(embedding: nn.Embedding, tokenizer, config: CoOpConfig) -> tuple[str, torch.Tensor]:
+    """CoOp's and CoCoOp's template and context: every token of ``context_init`` learnable, or ``num_context``
+    random vectors without a phrase."""
+    count = None if config.context_init else config.num_context
+    return initial_context(embedding, tokenizer, config.context_init, count)
+
+
 class PromptLayer(WrappingLayer):
     merge_refusal = MERGE_REFUSAL
 
@@ -107,8 +114,7 @@ class CoOpContext(ContextAfterSOS):
         self.update_layer(adapter_name, config)
 
     def create_adapter(self, adapter_name: str, config: CoOpConfig) -> None:
-        count = None if config.context_init else config.num_context
-        template, vectors = initial_context(self.base_layer, self.tokenizer, config.context_init, count)
+        template, vectors = whole_phrase_context(self.base_layer, self.tokenizer, config)
         self.coop_context[adapter_name] = nn.Parameter(vectors)
         self.coop_templates[adapter_name] = template
 
@@ -143,8 +149,7 @@ class CoCoOpPromptLearner(ContextAfterSOS):
         self.update_layer(adapter_name, config)
 
     def create_adapter(self, adapter_name: str, config: CoCoOpConfig) -> None:
-        count = None if config.context_init else config.num_context
-        template, vectors = initial_context(self.base_layer, self.tokenizer, config.context_init, count)
+        template, vectors = whole_phrase_context(self.base_layer, self.tokenizer, config)
         self.cocoop_context[adapter_name] = nn.Parameter(vectors)
         self.cocoop_meta_net[adapter_name] = meta_net(self.feature_dim, vectors.shape[1])
         self.cocoop_templates[adapter_name] = template
