@@ -133,7 +133,7 @@ def test_cocoop_trains_on_cached_features_in_the_base_to_novel_protocol(clip_pat
     result = base_to_novel(model, train_data, test_data, shots=2, epochs=1, batch_size=2, augment=False,
                            output_dir=tmp_path, progress=False)  # fmt: skip
     assert result.training.steps == 2 and model.labels == ["circle", "square"]
-    assert result.novel_classes == ["cross", "triangle"] or result.novel_classes == ["triangle", "cross"]
+    assert result.novel_classes == ["triangle", "cross"]
     assert json.loads((tmp_path / "log.jsonl").read_text().splitlines()[0])["cached_features"] is True
     assert 0 <= result.harmonic_mean <= 1
 
