@@ -2,7 +2,9 @@
 
 Logits are ``exp(logit_scale) · norm(image features) @ norm(class-text features)ᵀ``, the text features of the class
 names filled into the template (``"a photo of a {}."``), pooled at the end-of-text token and projected. Zero-shot CLIP
-is this model with no adapter; prompt learners (CoOp, MaPLe) attach to it and bring their own template.
+is this model with no adapter; prompt learners (CoOp, MaPLe) attach to it and bring their own template. A prompt
+learner that conditions the prompts on each image (CoCoOp) makes the class-text features per image: (batch, classes,
+dim), computed in one text pass over every (image, class) prompt.
 """
 
 from __future__ import annotations
@@ -87,8 +89,23 @@ class CLIPClassifier(nn.Module):
             )
         return ids
 
-    def encode_text(self) -> torch.Tensor:
-        """Normalised text features of the current classes, (classes, dim)."""
+    def image_conditioner(self) -> nn.Module | None:
+        """The token embedding when its active adapter conditions the prompts on each image, else None.
+
+        Such a wrapper defines ``image_conditioned()`` (whether the active adapter does) and
+        ``conditioned_on(image)``, a context manager inside which it reads the token ids as one block of the classes'
+        prompts per row of ``image`` (the normalised image features, (batch, dim)), in that order.
+        """
+        embedding = self.clip.get_submodule(self.text_parts.token_embedding)
+        conditioned = getattr(embedding, "image_conditioned", None)
+        return embedding if callable(conditioned) and conditioned() else None
+
+    def encode_text(self, image: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalised text features of the current classes, (classes, dim); (batch, classes, dim) when the active
+        adapter conditions the prompts on the normalised image features ``image`` (see `image_conditioner`)."""
+        conditioner = self.image_conditioner()
+        if conditioner is not None:
+            return self._conditioned_text(conditioner, image)
         template, adapted = self.prompt_template()
         device = self.clip.logit_scale.device
         text_side = chain(self.clip.text_model.parameters(), self.clip.text_projection.parameters())
@@ -103,6 +120,15 @@ class CLIPClassifier(nn.Module):
             self._text_cache[key] = features
         return features
 
+    def _conditioned_text(self, conditioner: nn.Module, image: torch.Tensor | None) -> torch.Tensor:
+        """Every image's class-text features in one text pass over the (image, class) prompts, image-major."""
+        if image is None:
+            raise ValueError("The active adapter conditions the class prompts on each image: pass the image features.")
+        ids = self.prompt_ids(self.prompt_template()[0]).to(image.device)
+        with conditioner.conditioned_on(image):
+            features = self.clip.get_text_features(input_ids=ids.repeat(image.shape[0], 1)).pooler_output
+        return F.normalize(features, dim=-1).view(image.shape[0], ids.shape[0], -1)
+
     def encode(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Normalised image features, (batch, dim)."""
         return F.normalize(self.clip.get_image_features(pixel_values=pixel_values).pooler_output, dim=-1)
@@ -115,6 +141,8 @@ class CLIPClassifier(nn.Module):
     ) -> ImageClassifierOutput:
         """Classify images, or precomputed image ``features`` (`encode`'s output) when the vision side is frozen."""
         image = features if features is not None else self.encode(pixel_values)
-        logits = self.feature_logits(image, self.clip.logit_scale.exp() * image @ self.encode_text().T)
+        text = self.encode_text(image)
+        similarity = image @ text.T if text.dim() == 2 else torch.einsum("bd,bcd->bc", image, text)
+        logits = self.feature_logits(image, self.clip.logit_scale.exp() * similarity)
         loss = F.cross_entropy(logits, labels) if labels is not None else None
         return ImageClassifierOutput(loss=loss, logits=logits)

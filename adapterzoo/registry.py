@@ -26,6 +26,7 @@ KNOWN_DISTRIBUTIONS = {
     "vpt": "adapterzoo-vpt",
     "maple": "adapterzoo-maple",
     "coop": "adapterzoo-maple",
+    "cocoop": "adapterzoo-maple",
     "dvpt": "adapterzoo-dvpt",
     "moment-probing": "adapterzoo-moment-probing",
     "ssf": "adapterzoo-ssf",

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import json
 import re
+from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
+import torch.nn.functional as F
 import transformers
 
-from adapterzoo import AutoAdapter, base_to_novel, train
+from adapterzoo import AutoAdapter, CLIPClassifier, base_to_novel, train
 from adapterzoo.backbones import load_clip
 from adapterzoo.cli import main
+from adapterzoo.clip_classifier import DEFAULT_TEMPLATE
 from adapterzoo.data import builtin_dataset
 from adapterzoo.data.builtin import COLORS, COUNTS, SHAPES
 from adapterzoo.data.loading import class_split
@@ -109,6 +113,47 @@ def test_text_features_are_cached_only_while_the_text_side_is_fixed(clip_path: P
         coop(images())
         coop(images())
     assert calls[0] == 3  # the plain template's features, once
+
+
+class ShiftByImage(torch.nn.Module):
+    """A toy image-conditioned token embedding: every token of image i's prompts shifted by the sum of its features."""
+
+    def __init__(self, embedding: torch.nn.Embedding):
+        super().__init__()
+        self.embedding = embedding
+        self.image = None
+
+    def image_conditioned(self) -> bool:
+        return True
+
+    @contextmanager
+    def conditioned_on(self, image: torch.Tensor):
+        self.image = image
+        yield
+        self.image = None
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        shift = self.image.sum(-1).repeat_interleave(len(input_ids) // len(self.image))
+        return self.embedding(input_ids) + shift[:, None, None]
+
+
+def test_an_image_conditioned_embedding_gets_per_image_class_texts_in_one_pass(clip_path: Path) -> None:
+    classifier = CLIPClassifier(*load_clip(str(clip_path)), LABELS).eval()
+    embeddings = classifier.clip.text_model.embeddings
+    plain_embedding = embeddings.token_embedding
+    embeddings.token_embedding = ShiftByImage(plain_embedding)
+    calls = count_text_passes(SimpleNamespace(task_model=classifier))
+    with torch.no_grad():
+        logits = classifier(images()).logits
+        assert calls[0] == 1
+        with pytest.raises(ValueError, match="conditions the class prompts on each image: pass the image features"):
+            classifier.encode_text()
+        embeddings.token_embedding = plain_embedding
+        for row, image in zip(logits, classifier.encode(images()), strict=True):
+            shift = plain_embedding.register_forward_hook(lambda module, args, out, image=image: out + image.sum())
+            text = classifier.clip.get_text_features(input_ids=classifier.prompt_ids(DEFAULT_TEMPLATE)).pooler_output
+            shift.remove()
+            assert torch.allclose(row, classifier.clip.logit_scale.exp() * F.normalize(text, dim=-1) @ image, atol=1e-5)
 
 
 def test_zero_shot_saves_its_classes_and_template_and_trains_nothing(clip_path: Path, tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
-"""Prompt learning for CLIP: MaPLe (Khattak et al., "MaPLe: Multi-modal Prompt Learning", CVPR 2023) and CoOp (Zhou et
-al., "Learning to Prompt for Vision-Language Models", IJCV 2022), as adapterzoo methods.
+"""Prompt learning for CLIP: MaPLe (Khattak et al., "MaPLe: Multi-modal Prompt Learning", CVPR 2023), CoOp (Zhou et
+al., "Learning to Prompt for Vision-Language Models", IJCV 2022) and CoCoOp (Zhou et al., "Conditional Prompt Learning
+for Vision-Language Models", CVPR 2022), as adapterzoo methods.
 
 This module only declares the methods (and `scaled_depth`, MaPLe's depth for shallower towers); ``config.py``,
 ``layer.py`` and ``model.py`` are imported on first use.
@@ -59,6 +60,30 @@ COOP = Method(
         "epochs": 50,
         "batch_size": 32,
         "warmup_ratio": 1 / 50,
+        "warmup_lr": 1e-5,
+        "augment": True,
+    },
+)
+COCOOP = Method(
+    name="cocoop",
+    config="adapterzoo_maple.config:CoCoOpConfig",
+    tuner="adapterzoo_maple.model:CoCoOpModel",
+    tasks=("clip-classification",),
+    summary="CoCoOp: CoOp's context from 'a photo of a', plus a Meta-Net's bias from each image's features.",
+    backbones=("clip",),
+    benchmarks="adapterzoo_maple.benchmarks:cocoop_rows",
+    # The reference's configs/trainers/CoCoOp/vit_b16_c4_ep10_batch1_ctxv1.yaml with Dassl's defaults: SGD, lr 0.002,
+    # momentum 0.9, weight decay 5e-4, 10 epochs of batch 1, one warmup epoch at a constant 1e-5, cosine decay, random
+    # resized crops and flips.
+    recipe={
+        "optimizer": "sgd",
+        "lr": 0.002,
+        "momentum": 0.9,
+        "weight_decay": 5e-4,
+        "scheduler": "cosine",
+        "epochs": 10,
+        "batch_size": 1,
+        "warmup_ratio": 1 / 10,
         "warmup_lr": 1e-5,
         "augment": True,
     },

@@ -1,4 +1,5 @@
-"""The CoOp and MaPLe configs. Defaults are the reference's (github.com/muzairkhattak/multimodal-prompt-learning)."""
+"""The CoOp, CoCoOp and MaPLe configs. Defaults are the references' (github.com/KaiyangZhou/CoOp,
+github.com/muzairkhattak/multimodal-prompt-learning)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,19 @@ class CoOpConfig(TowerTunerConfig):
 
     def feature_cache_blocker(self) -> str | None:
         return None  # CoOp learns on the text side only: image features never change
+
+
+@dataclass
+class CoCoOpConfig(CoOpConfig):
+    """CoCoOp: CoOp's context, from "a photo of a" (the ctxv1 config), plus a Meta-Net's bias for each image."""
+
+    method_name: ClassVar[str] = "cocoop"
+
+    num_context: int = field(default=4, metadata={"help": "Learnable context vectors (without context_init)."})
+    context_init: str | None = field(
+        default="a photo of a",
+        metadata={"help": "A phrase whose tokens initialise the context, all of them learnable (None: N(0, 0.02))."},
+    )
 
 
 @dataclass

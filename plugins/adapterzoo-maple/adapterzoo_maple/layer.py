@@ -1,9 +1,13 @@
-"""Where CoOp's and MaPLe's prompts go.
+"""Where CoOp's, CoCoOp's and MaPLe's prompts go.
 
 Text side: `CoOpContext` and `MaPLePromptLearner` wrap CLIP's token embedding. The prompts are tokenized from a
 template (``"X X ... X {}."`` or ``"a photo of a {}."``); the embeddings of the n tokens after SOS are replaced by
 the learnable context, and CLIP's position embeddings are then added, so the text prompts carry positions 1..n:
 ``[SOS][ctx_1..ctx_n][rest of the phrase][class][.][EOS]``.
+
+CoCoOp (`CoCoOpPromptLearner`) adds to every context vector the same bias π = Meta-Net(f̂) of each image's
+normalised features f̂, so each image has its own class prompts; `CLIPClassifier` runs every (image, class) prompt of a
+batch in one text pass (`CLIPClassifier.image_conditioner`).
 
 MaPLe also prompts the vision tower (`MaPLeVisionEmbeddings`): after the patch embeddings, which already carry the
 position embeddings, it appends n vision prompts, ``proj(ctx)``, *after* the patches (before CLIP's pre-encoder norm),
@@ -16,19 +20,23 @@ mapped by one linear layer per depth. `MaPLePromptLearner` holds every MaPLe par
 from __future__ import annotations
 
 import copy
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
 
 from adapterzoo.tuners import WrappingLayer
 
-from .config import CoOpConfig, MaPLeConfig
+from .config import CoCoOpConfig, CoOpConfig, MaPLeConfig
 
 MERGE_REFUSAL = "prompt learning adds context tokens; there are no weights to fold them into."
 
 
 def splice(tokens: torch.Tensor, new: torch.Tensor, at: int, replaced: int) -> torch.Tensor:
-    """``tokens`` with ``replaced`` tokens from position ``at`` swapped for ``new`` (1, k, d), for every sample."""
+    """``tokens`` with ``replaced`` tokens from position ``at`` swapped for ``new``: (1, k, d) for every sample, or
+    (samples, k, d), one each."""
     new = new.to(tokens.dtype).expand(tokens.shape[0], -1, -1)
     return torch.cat([tokens[:, :at], new, tokens[:, at + replaced :]], dim=1)
 
@@ -52,6 +60,13 @@ def initial_context(
         return f"{phrase} {{}}.", vectors
     vectors = torch.empty(num_context, embedding.weight.shape[1]).normal_(std=0.02)
     return " ".join(["X"] * num_context) + " {}.", vectors
+
+
+def whole_phrase_context(embedding: nn.Embedding, tokenizer, config: CoOpConfig) -> tuple[str, torch.Tensor]:
+    """CoOp's and CoCoOp's template and context: every token of ``context_init`` learnable, or ``num_context``
+    random vectors without a phrase."""
+    count = None if config.context_init else config.num_context
+    return initial_context(embedding, tokenizer, config.context_init, count)
 
 
 class PromptLayer(WrappingLayer):
@@ -99,10 +114,71 @@ class CoOpContext(ContextAfterSOS):
         self.update_layer(adapter_name, config)
 
     def create_adapter(self, adapter_name: str, config: CoOpConfig) -> None:
-        count = None if config.context_init else config.num_context
-        template, vectors = initial_context(self.base_layer, self.tokenizer, config.context_init, count)
+        template, vectors = whole_phrase_context(self.base_layer, self.tokenizer, config)
         self.coop_context[adapter_name] = nn.Parameter(vectors)
         self.coop_templates[adapter_name] = template
+
+
+def meta_net(feature_dim: int, text_width: int) -> nn.Sequential:
+    """CoCoOp's Meta-Net, Linear(D, D/16)-ReLU-Linear(D/16, d_text), with PyTorch's default initialisation."""
+    hidden = max(1, feature_dim // 16)
+    return nn.Sequential(
+        OrderedDict(linear1=nn.Linear(feature_dim, hidden), relu=nn.ReLU(), linear2=nn.Linear(hidden, text_width))
+    )
+
+
+class CoCoOpPromptLearner(ContextAfterSOS):
+    """CoCoOp's context after SOS (``cocoop_context``: (n, d_text)) and Meta-Net (``cocoop_meta_net``), per adapter.
+
+    The prompts depend on the image: inside `conditioned_on(image)` the token ids are read as one block of the
+    classes' prompts per image, and block i gets the context ``ctx + Meta-Net(image[i])``.
+    """
+
+    adapter_layer_names = ("cocoop_context", "cocoop_meta_net")
+    other_param_names = ("cocoop_templates",)
+
+    def __init__(self, base_layer: nn.Embedding, adapter_name: str, config: CoCoOpConfig, *, tokenizer,
+                 feature_dim: int):  # fmt: skip
+        super().__init__(base_layer)
+        object.__setattr__(self, "tokenizer", tokenizer)
+        self._image: torch.Tensor | None = None
+        self.feature_dim = feature_dim
+        self.cocoop_context = nn.ParameterDict()
+        self.cocoop_meta_net = nn.ModuleDict()
+        self.cocoop_templates: dict[str, str] = {}
+        self.update_layer(adapter_name, config)
+
+    def create_adapter(self, adapter_name: str, config: CoCoOpConfig) -> None:
+        template, vectors = whole_phrase_context(self.base_layer, self.tokenizer, config)
+        self.cocoop_context[adapter_name] = nn.Parameter(vectors)
+        self.cocoop_meta_net[adapter_name] = meta_net(self.feature_dim, vectors.shape[1])
+        self.cocoop_templates[adapter_name] = template
+
+    def image_conditioned(self) -> bool:
+        """Whether the prompts depend on the image: while an adapter of this layer is active."""
+        return self.active_adapter_here() is not None
+
+    @contextmanager
+    def conditioned_on(self, image: torch.Tensor) -> Iterator[None]:
+        """Condition the prompts of the text passes inside on ``image``, the (batch, D) normalised image features."""
+        self._image = image
+        try:
+            yield
+        finally:
+            self._image = None
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        embeddings = self.base_layer(input_ids)
+        adapter = self.active_adapter_here()
+        if adapter is None:
+            return embeddings
+        if self._image is None:
+            raise RuntimeError("CoCoOp's prompts depend on the image: encode text through CLIPClassifier.encode_text.")
+        meta_net = self.cocoop_meta_net[adapter]
+        bias = meta_net(self._image.to(meta_net.linear1.weight.dtype))
+        contexts = self.cocoop_context[adapter][None] + bias[:, None]  # π is shared by every context vector
+        per_prompt = contexts.repeat_interleave(input_ids.shape[0] // self._image.shape[0], dim=0)
+        return splice(embeddings, per_prompt, at=1, replaced=contexts.shape[1])
 
 
 class MaPLePromptLearner(ContextAfterSOS):

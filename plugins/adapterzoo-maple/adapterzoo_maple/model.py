@@ -1,4 +1,4 @@
-"""The CoOp and MaPLe tuners: they attach to a `CLIPClassifier` (see layer.py for where the prompts go)."""
+"""The CoOp, CoCoOp and MaPLe tuners: they attach to a `CLIPClassifier` (see layer.py for where the prompts go)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from torch import nn
 from adapterzoo.backbones import BackboneParts, describe_text_tower
 from adapterzoo.tuners import TowerTuner, WrappingLayer
 
-from .config import CoOpConfig, MaPLeConfig
-from .layer import CoOpContext, MaPLeEncoderLayer, MaPLePromptLearner, MaPLeVisionEmbeddings
+from .config import CoCoOpConfig, CoOpConfig, MaPLeConfig
+from .layer import CoCoOpPromptLearner, CoOpContext, MaPLeEncoderLayer, MaPLePromptLearner, MaPLeVisionEmbeddings
 
 
 class CoOpModel(TowerTuner):
@@ -34,6 +34,32 @@ class CoOpModel(TowerTuner):
         key: str,
     ) -> WrappingLayer:
         return CoOpContext(target, adapter_name, config, tokenizer=self.model.tokenizer)
+
+
+class CoCoOpModel(TowerTuner):
+    """CoCoOp (Zhou et al., CVPR 2022): CoOp's context plus a bias computed from each image by a small Meta-Net."""
+
+    prefix = "cocoop_"
+    tuner_layer_cls = WrappingLayer
+
+    def target_pattern(self, parts: BackboneParts, config: CoCoOpConfig) -> str:
+        return re.escape(describe_text_tower(self.model).token_embedding)
+
+    def wrap(
+        self,
+        target: nn.Module,
+        adapter_name: str,
+        config: CoCoOpConfig,
+        *,
+        parts: BackboneParts,
+        name: str,
+        parent: nn.Module,
+        key: str,
+    ) -> WrappingLayer:
+        feature_dim = self.model.clip.config.projection_dim  # the image features the Meta-Net reads
+        return CoCoOpPromptLearner(
+            target, adapter_name, config, tokenizer=self.model.tokenizer, feature_dim=feature_dim
+        )
 
 
 class MaPLeModel(TowerTuner):
