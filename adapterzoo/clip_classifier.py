@@ -24,9 +24,10 @@ DEFAULT_TEMPLATE = "a photo of a {}."
 
 class FeatureLogits(nn.Module):
     """Where methods on CLIP's frozen image features (Tip-Adapter, GDA) add their logits: it returns the zero-shot
-    logits unchanged, and such a method wraps it to add its own, computed from the normalised image features."""
+    logits unchanged, and such a method wraps it to add its own, computed from the normalised image features and,
+    when given, the normalised class-text features the logits were made from (which classes are current)."""
 
-    def forward(self, features: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    def forward(self, features: torch.Tensor, logits: torch.Tensor, text: torch.Tensor | None = None) -> torch.Tensor:
         return logits
 
 
@@ -115,6 +116,7 @@ class CLIPClassifier(nn.Module):
     ) -> ImageClassifierOutput:
         """Classify images, or precomputed image ``features`` (`encode`'s output) when the vision side is frozen."""
         image = features if features is not None else self.encode(pixel_values)
-        logits = self.feature_logits(image, self.clip.logit_scale.exp() * image @ self.encode_text().T)
+        text = self.encode_text()
+        logits = self.feature_logits(image, self.clip.logit_scale.exp() * image @ text.T, text)
         loss = F.cross_entropy(logits, labels) if labels is not None else None
         return ImageClassifierOutput(loss=loss, logits=logits)
