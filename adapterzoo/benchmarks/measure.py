@@ -216,7 +216,7 @@ def fitted_few_shot(
     shots: int,
     seed: int,
     epochs: int | None,
-    output_dir,
+    output_dir: Path,
 ) -> float:
     """Test accuracy over all classes of a fitted method fitted on ``shots`` per class (searching on the validation
     images); one that fitting made trainable (Tip-Adapter-F) then trains with its recipe and is fitted again."""
