@@ -26,9 +26,11 @@ DEFAULT_TEMPLATE = "a photo of a {}."
 
 class FeatureLogits(nn.Module):
     """Where methods on CLIP's frozen image features (Tip-Adapter, GDA) add their logits: it returns the zero-shot
-    logits unchanged, and such a method wraps it to add its own, computed from the normalised image features."""
+    logits unchanged, and such a method wraps it to add its own, computed from the normalised image features and,
+    when given, the normalised class-text features the logits were made from (which classes are current): (classes,
+    dim), or (batch, classes, dim) when a prompt learner conditions the class prompts on each image (CoCoOp)."""
 
-    def forward(self, features: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    def forward(self, features: torch.Tensor, logits: torch.Tensor, text: torch.Tensor | None = None) -> torch.Tensor:
         return logits
 
 
@@ -143,6 +145,6 @@ class CLIPClassifier(nn.Module):
         image = features if features is not None else self.encode(pixel_values)
         text = self.encode_text(image)
         similarity = image @ text.T if text.dim() == 2 else torch.einsum("bd,bcd->bc", image, text)
-        logits = self.feature_logits(image, self.clip.logit_scale.exp() * similarity)
+        logits = self.feature_logits(image, self.clip.logit_scale.exp() * similarity, text)
         loss = F.cross_entropy(logits, labels) if labels is not None else None
         return ImageClassifierOutput(loss=loss, logits=logits)

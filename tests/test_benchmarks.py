@@ -19,13 +19,17 @@ def test_the_benchmark_measures_every_method_and_writes_its_reports(zoo_hub_root
     results = run_benchmarks(size="tiny", seeds=2, steps=1, output=tmp_path / "results", readme=readme, progress=False)
     methods = results["methods"]
     assert {"linear-probe", "full", "lora (r 8, q v)", "vpt-deep (50)", "moment-probing", "dvpt (50, r 20)",
-            "maple (2, depth 2)", "coop (16)", "zero-shot"} <= set(methods)  # fmt: skip
+            "maple (2, depth 2)", "coop (16)", "zero-shot", "gda (base-to-novel)"} <= set(methods)  # fmt: skip
     for label, row in methods.items():
         assert row["trainable"] >= 0 and row["file_bytes"] > 0, label
         assert row["matches_formula"] in (True, None), (label, row["trainable"], row["formula"])
         assert row["step_seconds"] > 0 and row["peak_memory_mb"] > 0 and row["step_ratio"] > 0, label
         assert 0 <= row["accuracy"]["mean"] <= 1 and len(row["accuracy"]["scores"]) == 2, label
     assert sum(row["matches_formula"] is True for row in methods.values()) >= 15
+    fitted = ("gda (base-to-novel)", "tip-adapter (16 shots)", "tip-adapter-f (16 shots)")
+    assert all(methods[label]["fit_seconds"] == methods[label]["step_seconds"] for label in fitted)
+    assert methods["tip-adapter-f (16 shots)"]["trainable"] == 16 * 100 * 32  # N·K·D at tiny size
+    assert methods["tip-adapter (16 shots)"]["accuracy"]["metric"] == "accuracy (few-shot, all classes)"
     assert methods["full"]["percent_of_backbone"] > 100 > methods["lora (r 8, q v)"]["percent_of_backbone"]
     assert "merged_latency_ratio" in methods["lora (r 8, q v)"] and "latency_ratio" in methods["vpt-deep (50)"]
     assert results["vpt_overhead"]["overhead_ratio"] > 0

@@ -19,11 +19,14 @@ from tqdm.auto import tqdm
 from adapterzoo.auto import AdapterModel, AutoAdapter
 from adapterzoo.backbones import describe_backbone, load_backbone
 from adapterzoo.benchmarks.shapes import Row, Shape
-from adapterzoo.benchmarks.worker import measure_step
+from adapterzoo.benchmarks.worker import measure
 from adapterzoo.data.builtin import SHAPES, builtin_dataset
+from adapterzoo.data.loading import class_split, few_shot
 from adapterzoo.pretraining import TARGET_SHAPES, local_hub, pretrained_backbone
+from adapterzoo.registry import get_method
 from adapterzoo.remote_code import load_auto
 from adapterzoo.training import base_to_novel, evaluate, train
+from adapterzoo.training.fit import fit, is_fitted
 
 
 def attach(row: Row, backbone: Path, labels: list[str], **extra: Any) -> AdapterModel:
@@ -58,11 +61,14 @@ def training_step(
     row: Row, backbone: Path, shape: Shape, *, device: str, dtype: str, batch: int, steps: int, isolated: bool = True
 ) -> dict:
     """Seconds per training step and peak memory, measured in a fresh process (see `worker`); not ``isolated``, in
-    this one (quick, for tests: the peak memory is then this process's so far)."""
+    this one (quick, for tests: the peak memory is then this process's so far). A fitted method (GDA, Tip-Adapter)
+    has no step: its fit is measured instead (``fit_seconds``, also reported as ``step_seconds``)."""
+    fitted = bool(getattr(get_method(row.method).config_cls, "fitted", False))
     spec = {"method": row.method, "options": row.options, "clip": row.clip, "backbone": str(backbone),
-            "device": device, "dtype": dtype, "batch": batch, "steps": steps, "image": shape.image}  # fmt: skip
+            "device": device, "dtype": dtype, "batch": batch, "steps": steps, "image": shape.image,
+            "fit": fitted}  # fmt: skip
     if not isolated:
-        return measure_step(spec)
+        return measure(spec)
     command = [sys.executable, "-m", "adapterzoo.benchmarks.worker", json.dumps(spec)]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -148,6 +154,7 @@ def accuracy(rows: list[Row], *, seeds: int, quick: bool, workdir: Path, progres
     test_data = builtin_dataset("shapes", "test", num_per_class=8 if quick else 50, classes=TARGET_SHAPES)
     clip_train = builtin_dataset("shapes", "train", num_per_class=shots)
     clip_test = builtin_dataset("shapes", "test", num_per_class=8 if quick else 50)
+    clip_validation = builtin_dataset("shapes", "validation", num_per_class=4 if quick else 16, seed=1)
     results = {}
     with local_hub():
         vit = pretrained_backbone("vit", quick=quick, progress=progress)
@@ -165,8 +172,14 @@ def accuracy(rows: list[Row], *, seeds: int, quick: bool, workdir: Path, progres
                         **{**row.options, **options},
                     )  # fmt: skip
                     output = workdir / f"accuracy-{len(results)}-{seed}"
-                    if row.clip:
+                    if row.clip and row.protocol == "few-shot":
+                        epochs = 1 if quick else None
+                        scores.append(fitted_few_shot(model, clip_train, clip_validation, clip_test, shots=shots,
+                                                      seed=seed, epochs=epochs, output_dir=output))  # fmt: skip
+                    elif row.clip:
                         extra = {"epochs": 1} if quick else {}
+                        if is_fitted(model):
+                            fit_base_classes(model, clip_train, clip_validation, shots=shots, seed=seed)
                         result = base_to_novel(model, clip_train, clip_test, shots=shots, seed=seed, output_dir=output,
                                                progress=False, **extra)  # fmt: skip
                         scores.append(result.harmonic_mean)
@@ -175,14 +188,45 @@ def accuracy(rows: list[Row], *, seeds: int, quick: bool, workdir: Path, progres
                               progress=False)  # fmt: skip
                         scores.append(evaluate(model, test_data)["accuracy"])
                     bar.update()
+                metric = "harmonic mean (base-to-novel)" if row.clip else "accuracy (unseen shapes)"
                 results[row.label] = {
-                    "metric": "harmonic mean (base-to-novel)" if row.clip else "accuracy (unseen shapes)",
+                    "metric": "accuracy (few-shot, all classes)" if row.protocol == "few-shot" else metric,
                     "mean": statistics.mean(scores),
                     "std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
                     "scores": scores,
                     "trainable_on_small_backbone": model.trainable_parameters,
                 }
     return results
+
+
+def fit_base_classes(model: AdapterModel, train_data, validation_data, *, shots: int, seed: int) -> None:
+    """Fit a fitted method on the base classes' ``shots`` per class, its search on their validation images, as
+    `base_to_novel` samples them (which then trains what fitting made trainable, and tests both halves)."""
+    base_train = few_shot(class_split(train_data, "base"), shots, seed=seed)
+    model.task_model.set_classes(base_train.features["label"].names)
+    fit(model, base_train, class_split(validation_data, "base"))
+
+
+def fitted_few_shot(
+    model: AdapterModel,
+    train_data,
+    validation_data,
+    test_data,
+    *,
+    shots: int,
+    seed: int,
+    epochs: int | None,
+    output_dir: Path,
+) -> float:
+    """Test accuracy over all classes of a fitted method fitted on ``shots`` per class (searching on the validation
+    images); one that fitting made trainable (Tip-Adapter-F) then trains with its recipe and is fitted again."""
+    data = few_shot(train_data, shots, seed=seed)
+    fit(model, data, validation_data)
+    if model.trainable_parameters:
+        extra = {} if epochs is None else {"epochs": epochs}
+        train(model, data, seed=seed, output_dir=output_dir, progress=False, **extra)
+        fit(model, data, validation_data)
+    return evaluate(model, test_data)["accuracy"]
 
 
 def temporary_folder() -> tempfile.TemporaryDirectory:

@@ -44,7 +44,8 @@ def markdown(results: dict) -> str:
         f"{results['machine']['device']}, {results['machine']['dtype']}), torch {results['machine']['torch']}. "
         f"Parameters and file sizes at {settings['count_size']} size ({settings['classes']} classes for the ViT "
         f"rows); step time, memory and latency at {settings['timing_size']} size, batch {settings['batch']}, as "
-        "ratios to full fine-tuning (training) and to the backbone without the adapter (inference); accuracy with "
+        'ratios to full fine-tuning (training; "(fit)": a fitted method\'s fit, in place of a step) and to the '
+        "backbone without the adapter (inference); accuracy with "
         f"the zoo's small pretrained backbones, mean ± std over {settings['seeds']} seeds.",
         "",
         "| method | trainable | % of backbone | = formula | file | step time ×full | peak memory ×full | latency "
@@ -58,7 +59,8 @@ def markdown(results: dict) -> str:
         score = "—" if accuracy is None else f"{100 * accuracy['mean']:.1f} ± {100 * accuracy['std']:.1f}"
         lines.append(
             f"| {label} | {row['trainable']:,} | {row['percent_of_backbone']:.3f} | {formula} | {size:.2f} MiB "
-            f"| {_number(row.get('step_ratio'))} | {_number(row.get('memory_ratio'))} "
+            f"| {_number(row.get('step_ratio'))}{' (fit)' if 'fit_seconds' in row else ''} "
+            f"| {_number(row.get('memory_ratio'))} "
             f"| {_number(row.get('latency_ratio'))} | {_number(row.get('merged_latency_ratio'))} | {score} |"
         )
     overhead, caches = results.get("vpt_overhead"), results.get("cache_speedup", {})

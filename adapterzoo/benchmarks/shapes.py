@@ -49,7 +49,9 @@ def head(s: Shape, c: int) -> int:
 
 @dataclass(frozen=True)
 class Row:
-    """One benchmarked configuration: a method with options, on the ViT or on a whole CLIP (CLIP classification)."""
+    """One benchmarked configuration: a method with options, on the ViT or on a whole CLIP (CLIP classification).
+    A CLIP row's accuracy is base-to-novel's harmonic mean, or with ``protocol="few-shot"`` (a method that cannot
+    name classes it was not fitted on) the accuracy over all classes after learning a few shots of each."""
 
     label: str
     method: str
@@ -57,6 +59,7 @@ class Row:
     clip: bool = False
     formula: Callable[[Shape, int], int] | None = None
     formula_text: str = ""
+    protocol: str = "base-to-novel"
 
 
 ROWS = [  # the core's own methods; a plugin declares its rows with `Method.benchmarks`

@@ -1,8 +1,9 @@
-"""One training-step measurement in a process of its own, so that its peak memory is its own.
+"""One training-step measurement (or, for a fitted method, one fit's) in a process of its own, so that its peak
+memory is its own.
 
-``python -m adapterzoo.benchmarks.worker '<json spec>'`` prints one JSON line: seconds per step and peak memory
-during the steps (resident set size on CPU, ``torch.cuda.max_memory_allocated`` on a GPU). The peak is reset after
-the model is loaded, so that loading's transient copies of the weights do not hide what training costs.
+``python -m adapterzoo.benchmarks.worker '<json spec>'`` prints one JSON line: seconds per step (or of the fit) and
+peak memory during the steps (resident set size on CPU, ``torch.cuda.max_memory_allocated`` on a GPU). The peak is
+reset after the model is loaded, so that loading's transient copies of the weights do not hide what training costs.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from pathlib import Path
 import torch
 
 from adapterzoo.auto import AutoAdapter
+from adapterzoo.data.builtin import SHAPES, builtin_dataset
+from adapterzoo.training.fit import fit
 
 LABELS = [str(i) for i in range(10)]
 STATUS, CLEAR_REFS = Path("/proc/self/status"), Path("/proc/self/clear_refs")
@@ -37,6 +40,18 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 
+def reset_peak(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        reset_peak_rss()
+
+
+def peak_mb(device: torch.device) -> float:
+    return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else peak_rss_mb()
+
+
 def measure_step(spec: dict) -> dict:
     """Train ``spec['steps']`` steps (after one warm-up) of ``spec['method']`` at ``spec['batch']`` on random data."""
     device, dtype = torch.device(spec["device"]), getattr(torch, spec["dtype"])
@@ -49,11 +64,7 @@ def measure_step(spec: dict) -> dict:
     size = spec["image"]
     pixel_values = torch.randn(spec["batch"], 3, size, size, device=device)
     labels = torch.randint(len(LABELS), (spec["batch"],), device=device)
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    else:
-        reset_peak_rss()
+    reset_peak(device)
 
     def step() -> None:
         with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
@@ -71,11 +82,34 @@ def measure_step(spec: dict) -> dict:
         step()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-        peak = torch.cuda.max_memory_allocated(device) / 2**20
-    else:
-        peak = peak_rss_mb()
-    return {"step_seconds": (time.perf_counter() - started) / spec["steps"], "peak_memory_mb": peak}
+    return {"step_seconds": (time.perf_counter() - started) / spec["steps"], "peak_memory_mb": peak_mb(device)}
+
+
+def measure_fit(spec: dict) -> dict:
+    """A fitted method's counterpart of a step: one `adapterzoo.fit` of ``spec['method']`` (CLIP) on the toy shapes
+    (``spec['batch']`` images over its classes, at least two each, and one validation image each, at the spec's
+    image size, with the method's own augmented views), its seconds and its peak memory."""
+    device, dtype = torch.device(spec["device"]), getattr(torch, spec["dtype"])
+    torch.manual_seed(0)
+    model = AutoAdapter.from_backbone(spec["backbone"], method=spec["method"], labels=list(SHAPES),
+                                      task="clip-classification", **spec["options"]).to(device)  # fmt: skip
+    shots = max(2, spec["batch"] // len(SHAPES))
+    few_shot = builtin_dataset("shapes", "train", num_per_class=shots, image_size=spec["image"])
+    validation = builtin_dataset("shapes", "validation", num_per_class=1, image_size=spec["image"], seed=1)
+    reset_peak(device)
+    started = time.perf_counter()
+    with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+        fit(model, few_shot, validation)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - started
+    return {"step_seconds": seconds, "fit_seconds": seconds, "peak_memory_mb": peak_mb(device)}
+
+
+def measure(spec: dict) -> dict:
+    """A training step's measurement, or a fit's when ``spec['fit']``."""
+    return measure_fit(spec) if spec.get("fit") else measure_step(spec)
 
 
 if __name__ == "__main__":
-    print(json.dumps(measure_step(json.loads(sys.argv[1]))))
+    print(json.dumps(measure(json.loads(sys.argv[1]))))

@@ -27,12 +27,14 @@ from adapterzoo.training.feature_cache import encode_features
 class FeatureSet:
     """Normalised image features (n, dim), their class ids (n,), and the model's logits without the adapter; for the
     few-shot set, also the unnormalised features of each augmented view (views, n, dim), when the method asks for
-    views (its config's ``augment_views`` and ``crop_scale``)."""
+    views (its config's ``augment_views`` and ``crop_scale``); ``text`` the normalised class-text features (classes,
+    dim) the base logits were made from."""
 
     features: torch.Tensor
     labels: torch.Tensor
     base_logits: torch.Tensor
     views: torch.Tensor | None = None
+    text: torch.Tensor | None = None
 
 
 def is_fitted(model: AdapterModel) -> bool:
@@ -108,7 +110,8 @@ def _encode(model: AdapterModel, dataset, batch_size: int, image_column, label_c
     features = features.float()
     with torch.no_grad(), model.peft_model.disable_adapter():
         base_logits = task_model(features=features.to(task_model.clip.logit_scale.dtype)).logits.float()
-    return FeatureSet(features, labels, base_logits)
+        text = task_model.encode_text().float()
+    return FeatureSet(features, labels, base_logits, text=text)
 
 
 def _views(model: AdapterModel, dataset, views: int, crop_scale, batch_size: int, image_column, label_column, progress):

@@ -14,6 +14,7 @@ GDA = Method(
     tasks=("clip-classification",),
     summary="GDA: a Gaussian discriminant head (class means, shrunk shared precision) fitted on frozen CLIP features.",
     backbones=("clip",),
+    benchmarks="adapterzoo_training_free.benchmarks:gda_rows",
 )
 TIP_ADAPTER = Method(
     name="tip-adapter",
@@ -22,6 +23,7 @@ TIP_ADAPTER = Method(
     tasks=("clip-classification",),
     summary="Tip-Adapter: a key-value cache of the few-shot CLIP features added to the zero-shot logits.",
     backbones=("clip",),
+    benchmarks="adapterzoo_training_free.benchmarks:tip_rows",
 )
 TIP_ADAPTER_F = Method(
     name="tip-adapter-f",
@@ -30,6 +32,7 @@ TIP_ADAPTER_F = Method(
     tasks=("clip-classification",),
     summary="Tip-Adapter-F: Tip-Adapter's cache keys (N·K·D) fine-tuned after fitting, α and β searched again.",
     backbones=("clip",),
+    benchmarks="adapterzoo_training_free.benchmarks:tip_f_rows",
     # The reference's main.py and configs: AdamW (lr 1e-3, its default weight decay 0.01; its eps 1e-4 is not a
     # TrainingConfig option), cosine annealing per iteration, batch 256, 20 epochs, random resized crops and flips.
     recipe={

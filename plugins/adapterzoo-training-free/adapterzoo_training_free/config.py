@@ -7,6 +7,8 @@ from typing import ClassVar
 
 from adapterzoo.tuners import TowerTunerConfig
 
+VARIANTS = ("few-shot", "base-to-novel")
+
 
 @dataclass
 class _FittedConfig(TowerTunerConfig):
@@ -44,10 +46,38 @@ class GDAConfig(_FittedConfig):
         metadata={"help": "The values of α searched on the validation split (the reference's main_few_shots.py)."},
     )
 
+    variant: str = field(
+        default="few-shot",
+        metadata={
+            "help": "'few-shot' (main_few_shots.py: a shrunk shared precision; only the fitted classes) or "
+            "'base-to-novel' (main_base2new.py: pinv of the mean per-class covariance for the fitted classes, a head "
+            "synthesised from the nearest kept training features for any other class)."
+        },
+    )
+    neighbours: int = field(
+        default=64, metadata={"help": "base-to-novel: the training features nearest a new class's text (the k)."}
+    )
+    text_copies: int = field(
+        default=16, metadata={"help": "base-to-novel: copies of a new class's text feature in its mean."}
+    )
+    fitted_classes: int = field(
+        default=0, metadata={"help": "Filled in by fitting: the number of classes fitted (the head's width)."}
+    )
+    fitted_samples: int = field(
+        default=0, metadata={"help": "Filled in by fitting (base-to-novel): the number of training features kept."}
+    )
+
     def __post_init__(self) -> None:
         super().__post_init__()
         if not self.alphas or min(self.alphas) < 0:
             raise ValueError(f"GDA's alphas must be non-negative, and at least one; got {self.alphas}.")
+        if self.variant not in VARIANTS:
+            raise ValueError(f"GDA's variant is one of {list(VARIANTS)}; got '{self.variant}'.")
+        if self.neighbours < 2 or self.text_copies < 0 or min(self.fitted_classes, self.fitted_samples) < 0:
+            raise ValueError(
+                f"GDA needs neighbours >= 2 (a covariance), text_copies >= 0, and fitted_classes, fitted_samples >= 0; "
+                f"got {self.neighbours}, {self.text_copies}, {self.fitted_classes}, {self.fitted_samples}."
+            )
 
 
 @dataclass

@@ -23,7 +23,9 @@ class _FeatureHeadTuner(TowerTuner):
 
     def wrap(self, target: nn.Module, adapter_name: str, config: TowerTunerConfig, **where) -> WrappingLayer:
         dim = self.model.clip.config.projection_dim
-        return self.layer_cls(target, adapter_name, config, dim=dim, num_classes=len(self.model.class_names))
+        # A saved head is as wide as the classes it was fitted on, whichever classes the classifier has now.
+        classes = getattr(config, "fitted_classes", 0) or len(self.model.class_names)
+        return self.layer_cls(target, adapter_name, config, dim=dim, num_classes=classes)
 
     def _replace_module(self, parent: nn.Module, child_name: str, new_module: nn.Module, child: nn.Module) -> None:
         # PEFT's own places the new layer by the wrapped module's first weight, which `FeatureLogits` has none of.
@@ -55,15 +57,17 @@ class TipAdapterFModel(_FeatureHeadTuner):
 
 
 def gda_linear_head(classifier, adapter_name: str = "default") -> nn.Linear:
-    """A fitted GDA and the zero-shot classifier as one linear layer on the normalised image features: weight
-    scale·T + α·Wᵀ, bias α·b (T the class-text features, scale CLIP's logit scale)."""
+    """A fitted GDA and the zero-shot classifier as one linear layer on the normalised image features, for the
+    classifier's current classes: weight scale·T + α·Wᵀ, bias α·b (T the class-text features, scale CLIP's logit
+    scale)."""
     layer = classifier.get_submodule(TARGET)
     if not isinstance(layer, GDAHead):
         raise ValueError("The classifier has no GDA head to merge.")
     with torch.no_grad():
-        text = classifier.clip.logit_scale.exp().float() * classifier.encode_text().float()
+        text = classifier.encode_text().float()
+        weight, bias = layer.head(adapter_name, text)
         alpha = layer.gda_alpha[adapter_name]
-        linear = nn.Linear(layer.dim, layer.num_classes)
-        linear.weight.copy_(text + alpha * layer.gda_weight[adapter_name].T)
-        linear.bias.copy_(alpha * layer.gda_bias[adapter_name])
+        linear = nn.Linear(layer.dim, len(text))
+        linear.weight.copy_(classifier.clip.logit_scale.exp().float() * text + alpha * weight.T)
+        linear.bias.copy_(alpha * bias)
     return linear

@@ -181,14 +181,16 @@ def test_fitted_tip_adapter_round_trips_through_the_hub(clip_path: Path, splits:
 
 
 def test_counts_at_the_papers_shapes() -> None:
-    """CLIP ViT-B/16 (D = 512), ImageNet's 1000 classes, 16 shots: GDA keeps D·N + N (+ α); Tip-Adapter's cache
-    N·K·D keys (Tip-Adapter-F's 8.19 M trainable) and N·K·N values (+ α, β)."""
+    """CLIP ViT-B/16 (D = 512), ImageNet's 1000 classes, 16 shots: GDA keeps D·N + N (+ α) and the fitted classes'
+    text features N·D (base-to-novel: also the 10·N·K training features it synthesises new classes from);
+    Tip-Adapter's cache N·K·D keys (Tip-Adapter-F's 8.19 M trainable) and N·K·N values (+ α, β)."""
     config = transformers.CLIPConfig(vision_config={"patch_size": 16}, projection_dim=512)
     classifier = CLIPClassifier(
         transformers.CLIPModel(config), builtin_clip_tokenizer(), [f"c{i}" for i in range(1000)]
     )
     for method, options, expected in (
-        ("gda", {}, 512 * 1000 + 1000 + 1),
+        ("gda", {}, 2 * 512 * 1000 + 1000 + 1),
+        ("gda", {"variant": "base-to-novel", "fitted_samples": 160_000}, 2 * 512 * 1000 + 1000 + 1 + 160_000 * 512),
         ("tip-adapter", {"cache_size": 16_000}, 16_000 * 512 + 16_000 * 1000 + 2),
         ("tip-adapter-f", {"cache_size": 16_000}, 16_000 * 1000 + 2),
     ):
