@@ -188,6 +188,11 @@ class TipAdapterCache(_FeatureHead):
 
     def extra(self, adapter_name: str, features: torch.Tensor, text: torch.Tensor | None) -> torch.Tensor:
         values = self.tip_values[adapter_name].float()
+        if text is not None and text.shape[-2] != values.shape[1]:
+            raise ValueError(
+                f"This Tip-Adapter's cache holds one-hot values over the {values.shape[1]} classes it was fitted on; "
+                f"it cannot classify {text.shape[-2]} other classes (GDA's base-to-novel variant can)."
+            )
         cache = tip_logits(features, self.keys(adapter_name).float(), values, self.tip_beta[adapter_name].float())
         return self.tip_alpha[adapter_name].float() * cache
 

@@ -241,6 +241,9 @@ def test_tip_adapter_keys_are_the_few_shot_features(clip_path: Path, splits: dic
         assert torch.allclose(keys.norm(dim=-1), torch.ones(len(keys)), atol=1e-5)
         assert torch.allclose(keys, features, atol=1e-5) == (views == 0)
         assert torch.equal(cache.tip_values["default"].argmax(-1), torch.tensor(splits["train"]["label"]))
+    model.task_model.set_classes(["circle", "cross"])
+    with pytest.raises(ValueError, match="over the 3 classes it was fitted on; it cannot classify 2 other classes"):
+        model(pixels)
 
 
 def test_tip_adapter_f_trains_its_keys_then_searches_again(clip_path: Path, splits: dict, tmp_path: Path) -> None:
