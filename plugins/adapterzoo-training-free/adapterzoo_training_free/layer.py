@@ -73,6 +73,7 @@ class GDAHead(_FeatureHead):
         if train.views is not None:  # every augmented view is a sample of its own, normalised
             features = F.normalize(train.views, dim=-1).flatten(0, 1)
             labels = train.labels.repeat(len(train.views))
+        self.num_classes = train.num_classes  # the classifier's classes now (set_classes may have changed them)
         weight, bias = gda_head(features, labels, self.num_classes)
         head = validation.features @ weight + bias
         alpha = best(
@@ -106,6 +107,7 @@ class TipAdapterCache(_FeatureHead):
         """Cache the few-shot features, and search β and α on the reference's grid by validation accuracy."""
         # The keys average the augmented views' unnormalised features (tip_cache normalises them).
         views = train.views.mean(0) if train.views is not None else train.features
+        self.num_classes = train.num_classes  # the classifier's classes now (set_classes may have changed them)
         keys, values = tip_cache(views, train.labels, self.num_classes)
         config = self.fit_configs[adapter_name]
         beta, alpha = self.search(adapter_name, keys, values, validation)
