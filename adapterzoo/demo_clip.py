@@ -15,7 +15,7 @@ import torch
 from adapterzoo.auto import AdapterModel, AutoAdapter
 from adapterzoo.data.builtin import SHAPES, builtin_dataset
 from adapterzoo.demo_table import DemoRow, DemoSizes
-from adapterzoo.errors import MethodNotFoundError
+from adapterzoo.errors import MethodNotFoundError, PluginLoadError
 from adapterzoo.pretraining import recipe_for
 from adapterzoo.registry import KNOWN_DISTRIBUTIONS, get_method
 from adapterzoo.training import base_to_novel, evaluate, few_shot_curve
@@ -25,22 +25,32 @@ FEW_SHOT = ("gda", "tip-adapter")
 FITTED = ("tip-adapter", "tip-adapter-f", "gda")
 
 
-def installed(method: str) -> bool:
+def unavailable(method: str) -> str | None:
+    """Why ``method`` cannot run here (not installed, with the distribution that provides it, or failing to load),
+    or None when it can."""
     try:
         get_method(method)
     except MethodNotFoundError:
-        return False
-    return True
+        return f"{method} (pip install {KNOWN_DISTRIBUTIONS.get(method, 'its plugin')})"
+    except PluginLoadError as error:
+        return f"{method} ({error})"
+    return None
 
 
-def method_options(method: str, clip: str, views: int) -> dict[str, Any]:
+def installed(method: str) -> bool:
+    return unavailable(method) is None
+
+
+def method_options(method: str, clip: str, sizes: DemoSizes) -> dict[str, Any]:
     """The demo's options of each method: MaPLe's depth scaled to the small CLIP, the fitted methods' augmented
-    views, and GDA's base-to-novel estimator where the installed GDA has it."""
+    views, Tip-Adapter's search grid, and GDA's base-to-novel estimator where the installed GDA has it."""
     if method == "maple":
         from adapterzoo_maple import scaled_depth  # the plugin's public helper (MaPLe is installed here)
 
         return {"depth": scaled_depth(recipe_for("clip", quick=clip.endswith("quick")).num_layers)}
-    options: dict[str, Any] = {"augment_views": views} if method in FITTED else {}
+    options: dict[str, Any] = {"augment_views": sizes.views} if method in FITTED else {}
+    if method.startswith("tip-adapter"):
+        options["search_steps"] = list(sizes.tip_search_steps)
     fields = {field.name for field in dataclasses.fields(get_method(method).config_cls)} if method == "gda" else ()
     if "variant" in fields:
         options["variant"] = "base-to-novel"
@@ -48,12 +58,8 @@ def method_options(method: str, clip: str, views: int) -> dict[str, Any]:
 
 
 def missing(methods: tuple[str, ...]) -> list[str]:
-    """The methods not installed, each with the distribution that provides it."""
-    return [
-        f"{m} (pip install {KNOWN_DISTRIBUTIONS.get(m, 'its plugin')})"
-        for m in methods
-        if m != "zero-shot" and not installed(m)
-    ]
+    """Why each method of ``methods`` that cannot run here cannot."""
+    return [why for why in map(unavailable, methods) if why is not None]
 
 
 def compare(clip: str, sizes: DemoSizes, output_dir: Path, progress: bool, say: Callable[[str], None]) -> list[DemoRow]:
@@ -66,7 +72,7 @@ def compare(clip: str, sizes: DemoSizes, output_dir: Path, progress: bool, say: 
     say(f"Few-shot on {clip}: fit on 1 to {max(sizes.few_shot)} shots of all 8 shapes, test all 8")
     rows.append(_zero_shot_on_all(clip, splits["test"]))
     for method in (m for m in FEW_SHOT if installed(m)):
-        options = method_options(method, clip, sizes.views)
+        options = method_options(method, clip, sizes)
         options.pop("variant", None)  # the few-shot protocol uses GDA's few-shot estimator
 
         def build(method: str = method, options: dict = options) -> AdapterModel:
@@ -83,7 +89,7 @@ def compare(clip: str, sizes: DemoSizes, output_dir: Path, progress: bool, say: 
 
 def _base_to_novel(method: str, clip: str, splits: dict, sizes: DemoSizes, output_dir: Path, progress: bool) -> DemoRow:
     torch.manual_seed(0)
-    options = method_options(method, clip, sizes.views)
+    options = method_options(method, clip, sizes)
     model = AutoAdapter.from_backbone(clip, method=method, labels=SHAPES, **options)
     epochs = {"epochs": 1} if sizes.epochs == 1 else {}  # the quick run; otherwise each method's recipe
     result = base_to_novel(

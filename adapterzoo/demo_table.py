@@ -25,7 +25,8 @@ class DemoRow:
 @dataclass(frozen=True)
 class DemoSizes:
     """How much data and training the demo uses (the quick sizes are for tests): ``shots`` per base class under
-    base-to-novel, ``few_shot`` the curves' shot counts, ``views`` the fitted methods' augmented passes."""
+    base-to-novel, ``few_shot`` the curves' shot counts, ``views`` the fitted methods' augmented passes,
+    ``tip_search_steps`` Tip-Adapter's grid of β and α (the reference's 200 × 20)."""
 
     train_per_class: int = 64
     test_per_class: int = 50
@@ -34,11 +35,13 @@ class DemoSizes:
     validation_per_class: int = 16
     views: int = 10
     few_shot: tuple[int, ...] = (1, 2, 4, 8, 16)
+    tip_search_steps: tuple[int, int] = (200, 20)
 
 
 QUICK = DemoSizes(
-    train_per_class=4, test_per_class=4, epochs=1, shots=2, validation_per_class=4, views=2, few_shot=(1, 2)
-)
+    train_per_class=4, test_per_class=4, epochs=1, shots=2, validation_per_class=4, views=2, few_shot=(1, 2),
+    tip_search_steps=(20, 5),
+)  # fmt: skip
 
 
 def _percent(value: float | None) -> str:
