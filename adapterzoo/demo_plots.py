@@ -22,8 +22,8 @@ def missing_plotting() -> str | None:
 
 
 def plot(rows: list[DemoRow], folder: Path) -> list[Path]:
-    """accuracy_vs_parameters.png (the base-to-novel HM of each method) and accuracy_vs_time.png (those, and the
-    few-shot curves' accuracy at each shot count) in ``folder``."""
+    """accuracy_vs_parameters.png (the base-to-novel HM of each method) and accuracy_vs_time.png (those, the few-shot
+    curves' accuracy at each shot count, and zero-shot's on all classes) in ``folder``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -34,6 +34,7 @@ def plot(rows: list[DemoRow], folder: Path) -> list[Path]:
     for row in rows:
         if row.protocol == "few-shot" and row.shots:
             curves.setdefault(row.method, []).append(row)
+    zero_shot = [row.accuracy for row in rows if row.protocol == "few-shot" and row.shots == 0]
     paths = []
     for name, x_of, x_label, with_curves in (
         ("accuracy_vs_parameters.png", lambda r: max(r.trainable, NO_PARAMETERS),
@@ -42,11 +43,15 @@ def plot(rows: list[DemoRow], folder: Path) -> list[Path]:
          f"adaptation time: training and fitting, s (log; none drawn at {NO_TIME})", True),
     ):  # fmt: skip
         figure, axis = pyplot.subplots(figsize=(8, 5))
+        at: dict[tuple[float, float], list[str]] = {}  # methods drawn at one point share one label
         for row in base_to_novel:
-            axis.plot(x_of(row), 100 * row.harmonic_mean, "s", color="tab:blue")
-            axis.annotate(row.method, (x_of(row), 100 * row.harmonic_mean), fontsize=7, xytext=(4, 2),
-                          textcoords="offset points")  # fmt: skip
+            at.setdefault((x_of(row), 100 * row.harmonic_mean), []).append(row.method)
+        for (x, y), methods in at.items():
+            axis.plot(x, y, "s", color="tab:blue")
+            axis.annotate(", ".join(methods), (x, y), fontsize=7, xytext=(4, 2), textcoords="offset points")
         if with_curves:
+            for accuracy in zero_shot:
+                axis.axhline(100 * accuracy, linestyle="--", color="grey", label="zero-shot on all 8 shapes")
             for method, points in curves.items():
                 xs, ys = [x_of(r) for r in points], [100 * r.accuracy for r in points]
                 axis.plot(xs, ys, "o-", label=f"{method}, few-shot on all 8 shapes")
