@@ -45,6 +45,7 @@ _LAZY = {
     "fit": "adapterzoo.training.fit",
     "train": "adapterzoo.training",
     "base_to_novel": "adapterzoo.training",
+    "few_shot_curve": "adapterzoo.training",
 }
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
         TrainingResult,
         base_to_novel,
         evaluate,
+        few_shot_curve,
         fit,
         train,
     )
@@ -91,6 +93,7 @@ __all__ = [
     "__version__",
     "base_to_novel",
     "evaluate",
+    "few_shot_curve",
     "fit",
     "get_method",
     "list_methods",

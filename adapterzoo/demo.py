@@ -2,52 +2,30 @@
 
 It starts the zoo's local Hub, gets (pretraining once) the small ViT and CLIP, adapts the ViT to shapes it never saw
 with VPT, LoRA and a linear probe (and the probe and LoRA on a random ViT of the same shape, to show what pretraining
-brings), runs CLIP's base-to-novel protocol with zero-shot CLIP, CoOp and MaPLe when their plugin is installed, pushes
-the best ViT adapter to the Hub, loads it back by repo id and predicts.
+brings), compares CLIP methods (`adapterzoo.demo_clip`: base-to-novel and few-shot) when their plugins are installed
+and plots them, pushes the best ViT adapter to the Hub, loads it back by repo id and predicts.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 import transformers
 
-from adapterzoo.auto import AdapterModel, AutoAdapter
-from adapterzoo.data.builtin import SHAPES, builtin_dataset
-from adapterzoo.errors import MethodNotFoundError
-from adapterzoo.pretraining import TARGET_SHAPES, local_hub, pretrained_backbone, recipe_for
-from adapterzoo.registry import get_method
+from adapterzoo import demo_clip, demo_plots
+from adapterzoo.auto import AutoAdapter
+from adapterzoo.data.builtin import builtin_dataset
+from adapterzoo.demo_table import QUICK, DemoRow, DemoSizes, print_summary
+from adapterzoo.pretraining import TARGET_SHAPES, local_hub, pretrained_backbone
 from adapterzoo.remote_code import load_auto
-from adapterzoo.training import base_to_novel, evaluate, train
+from adapterzoo.training import evaluate, train
 
-
-@dataclass
-class DemoRow:
-    """One adapted model: its method, backbone, trainable parameters, scores and training time."""
-
-    method: str
-    backbone: str
-    trainable: int
-    accuracy: float | None = None
-    base: float | None = None
-    novel: float | None = None
-    harmonic_mean: float | None = None
-    seconds: float = 0.0
-
-
-@dataclass(frozen=True)
-class DemoSizes:
-    """How much data and training the demo uses (the quick sizes are for tests)."""
-
-    train_per_class: int = 64
-    test_per_class: int = 50
-    epochs: int = 30
-    shots: int = 16
+__all__ = ["DemoRow", "DemoSizes", "run_demo"]
 
 
 VIT_METHODS: list[tuple[str, dict[str, Any]]] = [
@@ -66,7 +44,7 @@ def run_demo(
     progress: bool = True,
 ) -> list[DemoRow]:
     """Run the demo, print its summary table, write it to ``output_dir/summary.json`` and return its rows."""
-    sizes = DemoSizes(train_per_class=4, test_per_class=4, epochs=1, shots=2) if quick else DemoSizes()
+    sizes = QUICK if quick else DemoSizes()
     output_dir = Path(output_dir)
     started = time.perf_counter()
     with local_hub(hub_root) as hub:
@@ -75,17 +53,39 @@ def run_demo(
         rows = _adapt_vit(vit, sizes, output_dir, progress)
         best = max((row for row in rows if row.backbone == vit), key=lambda row: row.accuracy)
         _share(best, vit, sizes, output_dir)
-        if _installed("maple"):
-            clip = pretrained_backbone("clip", quick=quick, progress=progress)
-            rows += _base_to_novel(clip, sizes, output_dir, progress)
-        else:
-            _say("MaPLe is not installed (pip install adapterzoo-maple): skipping CLIP's base-to-novel part.")
+        rows += _compare_clip(sizes, quick, output_dir, progress)
     total = time.perf_counter() - started
-    _print_summary(rows, total)
+    print_summary(rows, total)
     output_dir.mkdir(parents=True, exist_ok=True)
-    summary = {"rows": [asdict(row) for row in rows], "seconds": total, "quick": quick}
+    plots = _plot(rows, output_dir)
+    summary = {"rows": [asdict(row) for row in rows], "seconds": total, "quick": quick, "plots": plots}
     (output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return rows
+
+
+def _compare_clip(sizes: DemoSizes, quick: bool, output_dir: Path, progress: bool) -> list[DemoRow]:
+    """The CLIP comparison, when a CLIP method beyond zero-shot is installed (else CLIP is not even pretrained)."""
+    missing = demo_clip.missing(demo_clip.BASE_TO_NOVEL)
+    if len(missing) == len(demo_clip.BASE_TO_NOVEL) - 1:
+        _say("No CLIP method is installed (pip install adapterzoo-maple adapterzoo-training-free): skipping CLIP.")
+        return []
+    if missing:
+        _say(f"Not installed, left out of the CLIP comparison: {', '.join(missing)}")
+    clip = pretrained_backbone("clip", quick=quick, progress=progress)
+    return demo_clip.compare(clip, sizes, output_dir, progress, _say)
+
+
+def _plot(rows: list[DemoRow], output_dir: Path) -> list[str]:
+    """The CLIP plots' file names in ``output_dir`` (none without CLIP rows, or without matplotlib: said why)."""
+    if not any(row.protocol for row in rows):
+        return []
+    why_not = demo_plots.missing_plotting()
+    if why_not:
+        _say(f"{why_not}; the plots are left out.")
+        return []
+    paths = demo_plots.plot(rows, output_dir)
+    _say(f"Plots: {', '.join(str(path) for path in paths)}")
+    return [path.name for path in paths]
 
 
 def _adapt_vit(vit: str, sizes: DemoSizes, output_dir: Path, progress: bool) -> list[DemoRow]:
@@ -131,62 +131,5 @@ def _share(best: DemoRow, vit: str, sizes: DemoSizes, output_dir: Path) -> None:
         _say(f"  a {TARGET_SHAPES[label]}: predicted {ranked[0]['label']} ({ranked[0]['score']:.2f})")
 
 
-def _base_to_novel(clip: str, sizes: DemoSizes, output_dir: Path, progress: bool) -> list[DemoRow]:
-    """Zero-shot CLIP, CoOp and MaPLe under the base-to-novel protocol on all eight shapes."""
-    _say(f"Base-to-novel on {clip}: train {sizes.shots} shots of 4 base shapes, test base and novel shapes")
-    train_data = builtin_dataset("shapes", "train", num_per_class=sizes.shots)
-    test_data = builtin_dataset("shapes", "test", num_per_class=sizes.test_per_class)
-    from adapterzoo_maple import scaled_depth  # the plugin's public helper (run only when MaPLe is installed)
-
-    layers = recipe_for("clip", quick=clip.endswith("quick")).num_layers
-    methods = [("zero-shot", {}), ("coop", {}), ("maple", {"depth": scaled_depth(layers)})]
-    rows = []
-    for method, options in methods:
-        torch.manual_seed(0)
-        model: AdapterModel = AutoAdapter.from_backbone(clip, method=method, labels=SHAPES, **options)
-        started = time.perf_counter()
-        epochs = {"epochs": 1} if sizes.epochs == 1 else {}  # the quick run; otherwise each method's recipe
-        result = base_to_novel(
-            model, train_data, test_data, shots=sizes.shots, output_dir=output_dir / method, progress=progress,
-            **epochs,
-        )  # fmt: skip
-        rows.append(
-            DemoRow(
-                method,
-                clip,
-                model.trainable_parameters,
-                base=result.base_accuracy,
-                novel=result.novel_accuracy,
-                harmonic_mean=result.harmonic_mean,
-                seconds=time.perf_counter() - started,
-            )  # fmt: skip
-        )
-    return rows
-
-
-def _installed(method: str) -> bool:
-    try:
-        get_method(method)
-    except MethodNotFoundError:
-        return False
-    return True
-
-
 def _say(line: str) -> None:
     print(f"\n[adapterzoo demo] {line}" if not line.startswith("  ") else line, flush=True)
-
-
-def _percent(value: float | None) -> str:
-    return "" if value is None else f"{value:.1%}"
-
-
-def _print_summary(rows: list[DemoRow], seconds: float) -> None:
-    print(
-        f"\n{'method':<14}{'backbone':<28}{'trainable':>10}{'accuracy':>10}{'base':>8}{'novel':>8}{'HM':>8}{'time':>8}"
-    )
-    for row in rows:
-        print(
-            f"{row.method:<14}{row.backbone:<28}{row.trainable:>10,}{_percent(row.accuracy):>10}"
-            f"{_percent(row.base):>8}{_percent(row.novel):>8}{_percent(row.harmonic_mean):>8}{row.seconds:>7.1f}s"
-        )
-    print(f"\nTotal: {seconds:.0f} s. Accuracy on held-out test images; base/novel/HM: CLIP's base-to-novel protocol.")

@@ -36,10 +36,21 @@ class FeatureSet:
     views: torch.Tensor | None = None
     text: torch.Tensor | None = None
 
+    @property
+    def num_classes(self) -> int:
+        """The classes of the classifier the features were encoded for (it sizes the fitted head)."""
+        return self.base_logits.shape[-1]
+
 
 def is_fitted(model: AdapterModel) -> bool:
     """Whether ``model``'s method is fitted by `fit` rather than trained."""
     return bool(getattr(model.peft_model.peft_config[model.adapter_name], "fitted", False))
+
+
+def classifies_new_classes(model: AdapterModel) -> bool:
+    """Whether ``model``'s fitted head also classifies classes it was not fitted on (its config's
+    ``classifies_new_classes``); otherwise its tensors hold only the fitted classes, and it adds nothing for others."""
+    return bool(getattr(model.peft_model.peft_config[model.adapter_name], "classifies_new_classes", False))
 
 
 def fit(
@@ -93,9 +104,14 @@ def _check(model: AdapterModel, train_dataset, validation_dataset, image_column,
     missing = [model.labels[i] for i in np.flatnonzero(counts == 0)]
     if missing:
         raise ValueError(f"The few-shot set has no example of the classes {missing}; every class needs some.")
-    few = [model.labels[i] for i in np.flatnonzero(counts < 2)]
+    # Each augmented view is a sample of its own (GDA's covariance), so one shot with views is enough.
+    views = max(getattr(model.peft_model.peft_config[model.adapter_name], "augment_views", 0), 1)
+    few = [model.labels[i] for i in np.flatnonzero(counts * views < 2)]
     if few:
-        raise ValueError(f"The few-shot set has fewer than two examples of the classes {few}; fitting needs two.")
+        raise ValueError(
+            f"The few-shot set has fewer than two examples of the classes {few} (each augmented view counting as "
+            "one); fitting needs two: give more shots or augment_views > 1."
+        )
 
 
 def _encode(model: AdapterModel, dataset, batch_size: int, image_column, label_column, progress) -> FeatureSet:

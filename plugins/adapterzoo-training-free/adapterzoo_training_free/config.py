@@ -67,6 +67,12 @@ class GDAConfig(_FittedConfig):
         default=0, metadata={"help": "Filled in by fitting (base-to-novel): the number of training features kept."}
     )
 
+    @property
+    def classifies_new_classes(self) -> bool:
+        """Whether the fitted head also classifies classes it was not fitted on (the base-to-novel protocol reads
+        it): the base-to-novel variant synthesises their heads."""
+        return self.variant == "base-to-novel"
+
     def __post_init__(self) -> None:
         super().__post_init__()
         if not self.alphas or min(self.alphas) < 0:

@@ -143,7 +143,7 @@ class GDAHead(_FeatureHead):
         if train.views is not None:  # every augmented view is a sample of its own, normalised
             features = F.normalize(train.views, dim=-1).flatten(0, 1)
             labels = train.labels.repeat(len(train.views))
-        classes = len(train.text)
+        classes = train.num_classes
         if config.variant == "base-to-novel":
             if len(features) < config.neighbours:
                 raise ValueError(
@@ -200,6 +200,7 @@ class TipAdapterCache(_FeatureHead):
         """Cache the few-shot features, and search β and α on the reference's grid by validation accuracy."""
         # The keys average the augmented views' unnormalised features (tip_cache normalises them).
         views = train.views.mean(0) if train.views is not None else train.features
+        self.num_classes = train.num_classes  # the classifier's classes now (set_classes may have changed them)
         keys, values = tip_cache(views, train.labels, self.num_classes)
         config = self.fit_configs[adapter_name]
         beta, alpha = self.search(adapter_name, keys, values, validation)

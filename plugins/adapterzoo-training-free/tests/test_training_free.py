@@ -203,7 +203,7 @@ def test_counts_at_the_papers_shapes() -> None:
 
 
 def test_bad_input_is_refused_before_any_work(clip_path: Path, splits: dict, tmp_path: Path) -> None:
-    model = AutoAdapter.from_backbone(str(clip_path), method="gda", labels=CLASSES)
+    model = AutoAdapter.from_backbone(str(clip_path), method="gda", labels=CLASSES, augment_views=0)
     one_each = builtin_dataset("shapes", "train", num_per_class=1, classes=CLASSES)
     with pytest.raises(ValueError, match=r"fewer than two examples of the classes \['circle', 'square', 'triangle'\]"):
         fit(model, one_each, splits["validation"])
