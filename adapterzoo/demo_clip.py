@@ -4,7 +4,6 @@ all eight shapes; each method that is installed."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,7 +42,7 @@ def installed(method: str) -> bool:
 
 def method_options(method: str, clip: str, sizes: DemoSizes) -> dict[str, Any]:
     """The demo's options of each method: MaPLe's depth scaled to the small CLIP, the fitted methods' augmented
-    views, Tip-Adapter's search grid, and GDA's base-to-novel estimator where the installed GDA has it."""
+    views, Tip-Adapter's search grid, and GDA's base-to-novel variant."""
     if method == "maple":
         from adapterzoo_maple import scaled_depth  # the plugin's public helper (MaPLe is installed here)
 
@@ -51,8 +50,7 @@ def method_options(method: str, clip: str, sizes: DemoSizes) -> dict[str, Any]:
     options: dict[str, Any] = {"augment_views": sizes.views} if method in FITTED else {}
     if method.startswith("tip-adapter"):
         options["search_steps"] = list(sizes.tip_search_steps)
-    fields = {field.name for field in dataclasses.fields(get_method(method).config_cls)} if method == "gda" else ()
-    if "variant" in fields:
+    if method == "gda":
         options["variant"] = "base-to-novel"
     return options
 
