@@ -27,6 +27,8 @@ RUN_OPTIONS = {
     "split": "training split (default: train)",
     "eval_dataset": "evaluation data (default: --dataset)",
     "eval_split": "evaluation split; none: no evaluation (default: validation)",
+    "search_split": "base-to-novel: the split a fitted method (gda, tip-adapter) chooses its hyper-parameters on, from"
+    " --eval-dataset (default: validation)",
     "image_column": "image column (default: found by type or name)",
     "label_column": "label column (default: found by type or name)",
     "shots": "keep this many training examples per class, drawn with --seed (few-shot; base-to-novel: 16)",
@@ -168,7 +170,7 @@ def _train(args: argparse.Namespace) -> int:
     _check_local_paths("train", **{f"{name}_folder": run.get(name) for name in sources})
     # torch loads after the checks, so that a typo fails at once
     from adapterzoo import AutoAdapter, base_to_novel, fit, train
-    from adapterzoo.data.loading import class_names, hub_dataset_id
+    from adapterzoo.data.loading import class_names, hub_dataset_id, load_image_dataset
     from adapterzoo.training.fit import is_fitted
 
     seed = training.get("seed", TrainingConfig.seed)
@@ -193,7 +195,12 @@ def _train(args: argparse.Namespace) -> int:
         if eval_data is None:
             raise SystemExit("adapterzoo: the base-to-novel protocol needs an evaluation split (--eval-split)")
         shots = int(run["shots"]) if run.get("shots") else 16
-        result = base_to_novel(model, train_data, eval_data, shots=shots, **data_columns, **training)
+        search = None
+        if is_fitted(model):
+            search = load_image_dataset(run.get("eval_dataset", run["dataset"]), run.get("search_split", "validation"))
+        result = base_to_novel(
+            model, train_data, eval_data, validation_dataset=search, shots=shots, **data_columns, **training
+        )
         summary = {key: value for key, value in vars(result).items() if key != "training"}
     elif is_fitted(model):
         if eval_data is None:

@@ -272,3 +272,14 @@ def test_fitting_reads_features_through_the_feature_cache(clip_path: Path, split
     fit(model, splits["train"], splits["validation"], progress=True)
     bars = capsys.readouterr().err
     assert "caching features" in bars and "augmented views" in bars and not model.training
+
+
+def test_the_command_line_runs_gda_under_base_to_novel(clip_path: Path, splits: dict, tmp_path: Path, capsys) -> None:
+    """`--protocol base-to-novel` fits a fitted method on the base half, searching on --search-split's base half."""
+    datasets.DatasetDict(splits).save_to_disk(tmp_path / "d")
+    assert main(["train", "--backbone", str(clip_path), "--method", "gda", "--option", "variant=base-to-novel",
+                 "--option", "augment_views=0", "--option", "neighbours=4", "--dataset", str(tmp_path / "d"),
+                 "--protocol", "base-to-novel", "--eval-split", "test", "--shots", "4",
+                 "--output-dir", str(tmp_path / "run"), "--no-progress"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert '"harmonic_mean"' in out and '"novel_classes"' in out
