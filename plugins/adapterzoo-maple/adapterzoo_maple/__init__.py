@@ -75,16 +75,5 @@ COCOOP = Method(
     # The reference's configs/trainers/CoCoOp/vit_b16_c4_ep10_batch1_ctxv1.yaml with Dassl's defaults: SGD, lr 0.002,
     # momentum 0.9, weight decay 5e-4, 10 epochs of batch 1, one warmup epoch at a constant 1e-5, cosine decay, random
     # resized crops and flips.
-    recipe={
-        "optimizer": "sgd",
-        "lr": 0.002,
-        "momentum": 0.9,
-        "weight_decay": 5e-4,
-        "scheduler": "cosine",
-        "epochs": 10,
-        "batch_size": 1,
-        "warmup_ratio": 1 / 10,
-        "warmup_lr": 1e-5,
-        "augment": True,
-    },
+    recipe={**COOP.recipe, "epochs": 10, "batch_size": 1, "warmup_ratio": 1 / 10},
 )
