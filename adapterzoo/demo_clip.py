@@ -51,7 +51,7 @@ def method_options(method: str, clip: str, sizes: DemoSizes) -> dict[str, Any]:
     if method.startswith("tip-adapter"):
         options["search_steps"] = list(sizes.tip_search_steps)
     if method == "gda":
-        options["variant"] = "base-to-novel"
+        options.update(variant="base-to-novel", neighbours=sizes.gda_neighbours)
     return options
 
 
@@ -71,7 +71,8 @@ def compare(clip: str, sizes: DemoSizes, output_dir: Path, progress: bool, say: 
     rows.append(_zero_shot_on_all(clip, splits["test"]))
     for method in (m for m in FEW_SHOT if installed(m)):
         options = method_options(method, clip, sizes)
-        options.pop("variant", None)  # the few-shot protocol uses GDA's few-shot estimator
+        for name in ("variant", "neighbours"):  # the few-shot protocol uses GDA's few-shot estimator
+            options.pop(name, None)
 
         def build(method: str = method, options: dict = options) -> AdapterModel:
             torch.manual_seed(0)

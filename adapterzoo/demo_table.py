@@ -26,7 +26,8 @@ class DemoRow:
 class DemoSizes:
     """How much data and training the demo uses (the quick sizes are for tests): ``shots`` per base class under
     base-to-novel, ``few_shot`` the curves' shot counts, ``views`` the fitted methods' augmented passes,
-    ``tip_search_steps`` Tip-Adapter's grid of β and α (the reference's 200 × 20)."""
+    ``tip_search_steps`` Tip-Adapter's grid of β and α (the reference's 200 × 20), ``gda_neighbours`` the training
+    features GDA's base-to-novel variant synthesises a new class from (the reference's 64)."""
 
     train_per_class: int = 64
     test_per_class: int = 50
@@ -36,11 +37,12 @@ class DemoSizes:
     views: int = 10
     few_shot: tuple[int, ...] = (1, 2, 4, 8, 16)
     tip_search_steps: tuple[int, int] = (200, 20)
+    gda_neighbours: int = 64
 
 
 QUICK = DemoSizes(
     train_per_class=4, test_per_class=4, epochs=1, shots=2, validation_per_class=4, views=2, few_shot=(1, 2),
-    tip_search_steps=(20, 5),
+    tip_search_steps=(20, 5), gda_neighbours=8,
 )  # fmt: skip
 
 

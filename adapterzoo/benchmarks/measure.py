@@ -21,12 +21,13 @@ from adapterzoo.backbones import describe_backbone, load_backbone
 from adapterzoo.benchmarks.shapes import Row, Shape
 from adapterzoo.benchmarks.worker import measure
 from adapterzoo.data.builtin import SHAPES, builtin_dataset
-from adapterzoo.data.loading import class_split, few_shot
+from adapterzoo.data.loading import few_shot
 from adapterzoo.pretraining import TARGET_SHAPES, local_hub, pretrained_backbone
 from adapterzoo.registry import get_method
 from adapterzoo.remote_code import load_auto
 from adapterzoo.training import base_to_novel, evaluate, train
-from adapterzoo.training.fit import fit, is_fitted
+from adapterzoo.training.fit import is_fitted
+from adapterzoo.training.protocols import adapt
 
 
 def attach(row: Row, backbone: Path, labels: list[str], **extra: Any) -> AdapterModel:
@@ -173,15 +174,15 @@ def accuracy(rows: list[Row], *, seeds: int, quick: bool, workdir: Path, progres
                     )  # fmt: skip
                     output = workdir / f"accuracy-{len(results)}-{seed}"
                     if row.clip and row.protocol == "few-shot":
-                        epochs = 1 if quick else None
-                        scores.append(fitted_few_shot(model, clip_train, clip_validation, clip_test, shots=shots,
-                                                      seed=seed, epochs=epochs, output_dir=output))  # fmt: skip
+                        extra = {"epochs": 1} if quick else {}
+                        adapt(model, few_shot(clip_train, shots, seed=seed), clip_validation, seed=seed,
+                              output_dir=output, progress=False, **extra)  # fmt: skip
+                        scores.append(evaluate(model, clip_test)["accuracy"])
                     elif row.clip:
                         extra = {"epochs": 1} if quick else {}
-                        if is_fitted(model):
-                            fit_base_classes(model, clip_train, clip_validation, shots=shots, seed=seed)
-                        result = base_to_novel(model, clip_train, clip_test, shots=shots, seed=seed, output_dir=output,
-                                               progress=False, **extra)  # fmt: skip
+                        search = clip_validation if is_fitted(model) else None
+                        result = base_to_novel(model, clip_train, clip_test, validation_dataset=search, shots=shots,
+                                               seed=seed, output_dir=output, progress=False, **extra)  # fmt: skip
                         scores.append(result.harmonic_mean)
                     else:
                         train(model, train_data, epochs=epochs, batch_size=32, seed=seed, output_dir=output,
@@ -197,36 +198,6 @@ def accuracy(rows: list[Row], *, seeds: int, quick: bool, workdir: Path, progres
                     "trainable_on_small_backbone": model.trainable_parameters,
                 }
     return results
-
-
-def fit_base_classes(model: AdapterModel, train_data, validation_data, *, shots: int, seed: int) -> None:
-    """Fit a fitted method on the base classes' ``shots`` per class, its search on their validation images, as
-    `base_to_novel` samples them (which then trains what fitting made trainable, and tests both halves)."""
-    base_train = few_shot(class_split(train_data, "base"), shots, seed=seed)
-    model.task_model.set_classes(base_train.features["label"].names)
-    fit(model, base_train, class_split(validation_data, "base"))
-
-
-def fitted_few_shot(
-    model: AdapterModel,
-    train_data,
-    validation_data,
-    test_data,
-    *,
-    shots: int,
-    seed: int,
-    epochs: int | None,
-    output_dir: Path,
-) -> float:
-    """Test accuracy over all classes of a fitted method fitted on ``shots`` per class (searching on the validation
-    images); one that fitting made trainable (Tip-Adapter-F) then trains with its recipe and is fitted again."""
-    data = few_shot(train_data, shots, seed=seed)
-    fit(model, data, validation_data)
-    if model.trainable_parameters:
-        extra = {} if epochs is None else {"epochs": epochs}
-        train(model, data, seed=seed, output_dir=output_dir, progress=False, **extra)
-        fit(model, data, validation_data)
-    return evaluate(model, test_data)["accuracy"]
 
 
 def temporary_folder() -> tempfile.TemporaryDirectory:

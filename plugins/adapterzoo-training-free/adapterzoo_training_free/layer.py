@@ -93,6 +93,11 @@ class GDAHead(_FeatureHead):
         weight, bias = self.gda_weight[adapter_name].float(), self.gda_bias[adapter_name].float()
         if text is None:
             return weight, bias
+        if torch.compiler.is_compiling():
+            # A traced graph (torch.compile, an export) serves one set of classes: the head the last eager pass
+            # computed for them, else the fitted one (matching text features is data-dependent, which cannot trace).
+            last = self.heads.get(adapter_name)
+            return last[2] if last is not None else (weight, bias)
         # The fitted tensors themselves (held, so not replaced by others at the same address) and their versions.
         state = [(tensor, tensor._version) for tensor in self.fitted_tensors(adapter_name)]
         last = self.heads.get(adapter_name)
