@@ -36,14 +36,11 @@ class CoOpModel(TowerTuner):
         return CoOpContext(target, adapter_name, config, tokenizer=self.model.tokenizer)
 
 
-class CoCoOpModel(TowerTuner):
-    """CoCoOp (Zhou et al., CVPR 2022): CoOp's context plus a bias computed from each image by a small Meta-Net."""
+class CoCoOpModel(CoOpModel):
+    """CoCoOp (Zhou et al., CVPR 2022): CoOp's context plus a bias computed from each image by a small Meta-Net; it
+    wraps the same token embedding as CoOp."""
 
     prefix = "cocoop_"
-    tuner_layer_cls = WrappingLayer
-
-    def target_pattern(self, parts: BackboneParts, config: CoCoOpConfig) -> str:
-        return re.escape(describe_text_tower(self.model).token_embedding)
 
     def wrap(
         self,
