@@ -48,6 +48,7 @@ from adapterzoo.model_card import render_model_card
 from adapterzoo.pattern_check import check_patterns
 from adapterzoo.peft_interop import import_record, is_peft_adapter
 from adapterzoo.placement import attach, placement_of
+from adapterzoo.precision import autocast
 from adapterzoo.registry import get_method, provenance
 from adapterzoo.remote_code import load_auto
 from adapterzoo.saving import (
@@ -171,20 +172,23 @@ class AdapterModel(nn.Module):
             return self.peft_model.merge_and_unload()
 
     @torch.no_grad()
-    def predict(self, images: Any, *, top_k: int = 1) -> list:
+    def predict(self, images: Any, *, top_k: int = 1, mixed_precision: str = "no") -> list:
         """Labels with scores for one image or a batch (PIL images or HWC arrays; a 4-D array or a list is a batch).
 
         Returns a list of ``{"label", "score"}`` dicts, best first, for one image; a list of such lists for a batch.
+        ``mixed_precision`` ("bf16", or "fp16" on a GPU) runs the model under autocast in that precision, whatever the
+        dtype its weights are in (`adapterzoo.precision`).
         """
         batch, single = _as_batch(images)
         pixel_values = self.image_processor(images=batch, return_tensors="pt")["pixel_values"]
         was_training = self.training
         self.eval()
         try:
-            logits = self(pixel_values.to(self.device, self.dtype)).logits
+            with autocast(mixed_precision, self.device):
+                logits = self(pixel_values.to(self.device, self.dtype)).logits
         finally:
             self.train(was_training)
-        scores, indices = logits.softmax(dim=-1).topk(min(top_k, logits.shape[-1]), dim=-1)
+        scores, indices = logits.float().softmax(dim=-1).topk(min(top_k, logits.shape[-1]), dim=-1)
         results = [
             [
                 {"label": self.labels[i], "score": s}

@@ -43,6 +43,10 @@ class LoadingOptionError(AdapterZooError, ValueError):
     ``device_map`` that Accelerate can only serve by offloading to disk."""
 
 
+class PrecisionError(AdapterZooError, ValueError):
+    """A mixed precision the device cannot compute in: fp16 without a CUDA GPU, bf16 on a GPU without bfloat16."""
+
+
 class CheckpointError(AdapterZooError, ValueError):
     """A saved adapter is missing, corrupt, pickled, or does not match the model it is loaded into."""
 

@@ -97,12 +97,17 @@ def save_checkpoint(
     progress: Progress,
     rng: dict[str, Any],
     config: dict[str, Any],
+    scaler: torch.amp.GradScaler | None = None,
 ) -> Path:
+    """Write a checkpoint of step ``progress.step``: the trainable weights, the optimizer's, scheduler's and (fp16) loss
+    scaler's states, the RNG states, progress and config."""
     folder = output_dir / "checkpoints" / f"step-{progress.step:08d}"
     with atomic_directory(folder, marker=STATE_NAME) as staging:
         write_weights(staging / TRAINABLE_NAME, trainable_state(model))
         fault_point("checkpoint-write")
         optimizer_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
+        if scaler is not None:
+            optimizer_state["scaler"] = scaler.state_dict()
         (staging / OPTIMIZER_NAME).write_bytes(_torch_bytes(optimizer_state))
         (staging / RNG_NAME).write_bytes(_torch_bytes(rng))
         (staging / STATE_NAME).write_text(json.dumps({"progress": asdict(progress), "config": config}, indent=2))
@@ -125,8 +130,10 @@ def load_checkpoint(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> tuple[Progress, dict[str, Any]]:
-    """Load a checkpoint into the model (its trainable parameters), optimizer and scheduler; return progress and RNG.
+    """Load a checkpoint into the model (its trainable parameters), optimizer, scheduler and (fp16, when the checkpoint
+    has its state) loss scaler; return progress and RNG.
 
     A missing, truncated or unreadable file raises a `CheckpointError` naming it and the newest earlier intact
     checkpoint.
@@ -162,6 +169,8 @@ def load_checkpoint(
                 param.copy_(weights[name])
     optimizer.load_state_dict(bundles[OPTIMIZER_NAME]["optimizer"])
     scheduler.load_state_dict(bundles[OPTIMIZER_NAME]["scheduler"])
+    if scaler is not None and "scaler" in bundles[OPTIMIZER_NAME]:
+        scaler.load_state_dict(bundles[OPTIMIZER_NAME]["scaler"])
     return progress, bundles[RNG_NAME]
 
 

@@ -18,6 +18,7 @@ from adapterzoo.data.transforms import Collate, ImageExamples, SkippedRows
 from adapterzoo.data.workers import loader_options
 from adapterzoo.faults import fault_point
 from adapterzoo.metrics import load_metric
+from adapterzoo.precision import autocast
 
 # The result key each metric reports (besides "loss" and "num_examples", always reported).
 METRIC_KEYS = {
@@ -128,12 +129,14 @@ def predict_dataset(
     image_column: str | None = None,
     label_column: str | None = None,
     progress: bool = False,
+    mixed_precision: str = "no",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The logits and label ids of every example of ``dataset``, gathered from all processes; with ``progress``, a
-    bar of the batches."""
+    bar of the batches; with ``mixed_precision`` ("bf16", "fp16" on a GPU), computed under autocast."""
     accelerator = Accelerator(cpu=not torch.accelerator.is_available())
     loader = accelerator.prepare(evaluation_loader(model, dataset, batch_size, image_column, label_column))
-    return gather_logits(model.to(accelerator.device), loader, accelerator, progress=progress)
+    with autocast(mixed_precision, accelerator.device):
+        return gather_logits(model.to(accelerator.device), loader, accelerator, progress=progress)
 
 
 def evaluate(
@@ -146,12 +149,15 @@ def evaluate(
     image_column: str | None = None,
     label_column: str | None = None,
     progress: bool = False,
+    mixed_precision: str = "no",
 ) -> dict[str, float]:
     """Evaluate an `AdapterModel` on a dataset (a `datasets.Dataset` or a source `load_image_dataset` accepts);
-    ``progress`` shows a bar of the batches (``adapterzoo evaluate`` turns it on)."""
+    ``progress`` shows a bar of the batches (``adapterzoo evaluate`` turns it on); ``mixed_precision`` as in
+    `predict_dataset`."""
     check_metrics(metrics)  # before the predicting, not after
     dataset = load_image_dataset(dataset, split)
     logits, labels = predict_dataset(
-        model, dataset, batch_size=batch_size, image_column=image_column, label_column=label_column, progress=progress
-    )
+        model, dataset, batch_size=batch_size, image_column=image_column, label_column=label_column,
+        progress=progress, mixed_precision=mixed_precision,
+    )  # fmt: skip
     return compute_metrics(metrics, logits, labels)

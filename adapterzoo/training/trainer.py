@@ -30,6 +30,7 @@ from adapterzoo.data.pixel_values import check_pixel_values
 from adapterzoo.data.transforms import Collate, ImageExamples, SkippedRows
 from adapterzoo.data.workers import loader_options
 from adapterzoo.faults import fault_point
+from adapterzoo.precision import check_mixed_precision, training_device
 from adapterzoo.training.checkpoint import (
     Progress,
     capture_rng,
@@ -51,8 +52,8 @@ from adapterzoo.training.optim import build_optimizer, build_scheduler, learning
 @dataclass
 class TrainingResult:
     """What a run produced: the last evaluation, the best metric, where the adapters were saved, the rows of each
-    split skipped for unreadable images (with ``skip_bad_images``) and the updates left out for a non-finite loss or
-    gradient (with ``nonfinite="skip"``)."""
+    split skipped for unreadable images (with ``skip_bad_images``), the updates left out for a non-finite loss or
+    gradient (with ``nonfinite="skip"``) and those fp16's loss scaler left out for overflowing gradients."""
 
     metrics: dict[str, float] = field(default_factory=dict)
     best_metric: float | None = None
@@ -63,6 +64,7 @@ class TrainingResult:
     train_seconds: float = 0.0
     skipped_images: dict[str, list[int]] = field(default_factory=dict)
     skipped_updates: int = 0
+    scaler_skipped_updates: int = 0
 
 
 def feature_cache_blocker(model: AdapterModel, config: TrainingConfig) -> str | None:
@@ -93,6 +95,7 @@ def train(
     """
     trainable_parameters(model)
     config = TrainingConfig.resolve(model.method.recipe, options)
+    check_mixed_precision(config.mixed_precision, training_device())
     check_metrics(config.metrics, config.metric_for_best if eval_dataset is not None else None)
     columns = find_columns(train_dataset, image_column, label_column)
     train_labels = label_ids(train_dataset, columns, model.labels)
@@ -268,13 +271,17 @@ class _Run:
         if update:
             fault_point("backward")
             accelerator.backward(loss)
-        if accelerator.sync_gradients and config.max_grad_norm is not None:
+        # Only an update that will be made is clipped: clipping unscales fp16's gradients, which a loss scaler allows
+        # once per update it makes.
+        if update and accelerator.sync_gradients and config.max_grad_norm is not None:
             norm = accelerator.clip_grad_norm_(prepared.parameters(), config.max_grad_norm)
-            if accelerator.scaler is None:  # a loss scaler handles overflowing gradients itself
-                update = self.guard.finite(norm, "gradient norm", step=step, lr=lr) and update
+            if accelerator.scaler is None:  # a loss scaler leaves out updates with overflowing gradients itself
+                update = self.guard.finite(norm, "gradient norm", step=step, lr=lr)
         fault_point("optimizer-step")
         if update:
             optimizer.step()
+            if accelerator.sync_gradients and optimizer.step_was_skipped:
+                self.result.scaler_skipped_updates += 1
         optimizer.zero_grad()
         return loss
 
@@ -306,7 +313,8 @@ class _Run:
             folder = latest_checkpoint(self.output_dir)
             if folder is None:
                 raise FileNotFoundError(f"No checkpoint to resume from in {self.output_dir / 'checkpoints'}.")
-        self.progress, rng = load_checkpoint(folder, self.model, self.optimizer, self.scheduler)
+        scaler = self.accelerator.scaler
+        self.progress, rng = load_checkpoint(folder, self.model, self.optimizer, self.scheduler, scaler)
         restore_rng(rng)
         self.result.best_metric, self.result.best_step = self.progress.best_metric, self.progress.best_step
         self.logger.console(f"resumed from {folder} at step {self.progress.step}")
@@ -353,8 +361,9 @@ class _Run:
             if self.main:
                 config = self.config
                 folder = save_checkpoint(
-                    self.output_dir, self.model, self.optimizer, self.scheduler, self.progress, rng, config.to_dict()
-                )
+                    self.output_dir, self.model, self.optimizer, self.scheduler, self.progress, rng, config.to_dict(),
+                    self.accelerator.scaler,
+                )  # fmt: skip
                 prune_checkpoints(self.output_dir, config.save_total_limit)
         self.accelerator.wait_for_everyone()
         return folder
@@ -368,6 +377,8 @@ class _Run:
         result.skipped_updates = self.guard.skipped_updates
         if result.skipped_updates:
             self.logger.console(f"left out {result.skipped_updates} update(s) with a non-finite loss or gradient")
+        if result.scaler_skipped_updates:
+            self.logger.console(f"fp16's loss scaler left out {result.scaler_skipped_updates} overflowing update(s)")
         for split, rows in result.skipped_images.items():
             self.logger.console(f"skipped {len(rows)} unreadable image(s) of split '{split}': rows {rows}")
         if self.main:
