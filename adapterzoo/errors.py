@@ -47,6 +47,10 @@ class PrecisionError(AdapterZooError, ValueError):
     """A mixed precision the device cannot compute in: fp16 without a CUDA GPU, bf16 on a GPU without bfloat16."""
 
 
+class UnsupportedProcessorError(AdapterZooError, ValueError):
+    """An image processor whose steps device-side preprocessing (``preprocess_on="device"``) cannot reproduce."""
+
+
 class CheckpointError(AdapterZooError, ValueError):
     """A saved adapter is missing, corrupt, pickled, or does not match the model it is loaded into."""
 

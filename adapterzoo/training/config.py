@@ -17,6 +17,7 @@ SCHEDULERS = ("cosine", "linear", "constant")
 PRECISIONS = ("no", "fp16", "bf16")
 CACHE_MODES = ("auto", "yes", "no")
 NONFINITE_MODES = ("stop", "skip")
+PREPROCESS_PLACES = ("cpu", "device")
 
 
 def _option(default: Any, help: str, **kwargs: Any) -> Any:
@@ -75,6 +76,12 @@ class TrainingConfig:
         "data-loading worker processes: a count, or auto (feeding an accelerator, every available CPU but one, at "
         "most 8; on the CPU, 0)",
     )
+    preprocess_on: str = _option(
+        "cpu",
+        "where images are resized, cropped, normalised and augmented: cpu (in the data-loading workers), or device "
+        "(workers only decode; the model's device does the rest, from the image processor's settings)",
+        choices=PREPROCESS_PLACES,
+    )
     skip_bad_images: bool = _option(
         False,
         "leave out rows whose image cannot be read (corrupt, truncated, not an image), warning about each and "
@@ -86,7 +93,7 @@ class TrainingConfig:
         self.output_dir = str(self.output_dir)
         if self.resume_from is not None:
             self.resume_from = str(self.resume_from)
-        for name in ("optimizer", "scheduler", "mixed_precision", "cache_features", "nonfinite"):
+        for name in ("optimizer", "scheduler", "mixed_precision", "cache_features", "nonfinite", "preprocess_on"):
             choices = self.field_metadata(name)["choices"]
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {', '.join(choices)}, not '{getattr(self, name)}'.")

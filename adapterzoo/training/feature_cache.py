@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 import torch
+from accelerate.utils import send_to_device
 from torch.utils.data import TensorDataset
 from tqdm.auto import tqdm
 
@@ -19,10 +20,12 @@ def encode_features(
     device: torch.device,
     *,
     keep: Callable[[dict], bool] | None = None,
+    prepare: Callable[[dict], dict] | None = None,
     progress: bool = False,
 ) -> TensorDataset:
     """The task model's ``encode`` output for every batch (eval mode, no gradients) and the batches' labels, on the
-    CPU; ``keep`` may drop a batch (all its images unreadable); ``progress`` shows a bar."""
+    CPU; ``keep`` may drop a batch (all its images unreadable); ``prepare`` makes a kept batch's pixel values (device
+    preprocessing); ``progress`` shows a bar."""
     features, labels = [], []
     was_training = model.training
     model.eval()
@@ -30,6 +33,8 @@ def encode_features(
         for batch in tqdm(batches, desc="caching features", disable=not progress):
             if keep is not None and not keep(batch):
                 continue
+            if prepare is not None:
+                batch = prepare(send_to_device(batch, device))
             features.append(model.task_model.encode(batch["pixel_values"].to(device)).cpu())
             labels.append(batch["labels"])
     model.train(was_training)

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
 from adapterzoo.auto import AdapterModel, AutoAdapter
+from adapterzoo.data.device_preprocessing import DevicePreprocessing
 from adapterzoo.data.loading import Columns, find_columns, label_ids, split_name
 from adapterzoo.data.pixel_values import check_pixel_values
 from adapterzoo.data.transforms import Collate, ImageExamples, SkippedRows
@@ -96,6 +97,7 @@ def train(
     trainable_parameters(model)
     config = TrainingConfig.resolve(model.method.recipe, options)
     check_mixed_precision(config.mixed_precision, training_device())
+    preprocess = DevicePreprocessing(model.image_processor) if config.preprocess_on == "device" else None
     check_metrics(config.metrics, config.metric_for_best if eval_dataset is not None else None)
     columns = find_columns(train_dataset, image_column, label_column)
     train_labels = label_ids(train_dataset, columns, model.labels)
@@ -105,12 +107,12 @@ def train(
         batch_size = config.eval_batch_size or config.batch_size
         eval_loader = evaluation_loader(
             model, eval_dataset, batch_size, image_column, label_column, skip_bad_images=config.skip_bad_images,
-            num_workers=config.num_workers,
+            num_workers=config.num_workers, decode_only=preprocess is not None,
         )  # fmt: skip
     blocker = feature_cache_blocker(model, config)
     if config.cache_features == "yes" and blocker:
         raise ValueError(f"Cannot cache backbone features: {blocker}.")
-    run = _Run(model, config, use_cache=config.cache_features != "no" and blocker is None)
+    run = _Run(model, config, use_cache=config.cache_features != "no" and blocker is None, preprocess=preprocess)
     return run.fit(train_dataset, columns, train_labels, eval_loader)
 
 
@@ -128,10 +130,13 @@ def _launched_but_not_joined() -> bool:
 class _Run:
     """One training run."""
 
-    def __init__(self, model: AdapterModel, config: TrainingConfig, use_cache: bool):
+    def __init__(
+        self, model: AdapterModel, config: TrainingConfig, use_cache: bool, preprocess: DevicePreprocessing | None
+    ):
         self.model = model
         self.config = config
         self.use_cache = use_cache
+        self.preprocess = preprocess  # None: the loader's workers preprocess
         # Each run chooses its own precision and accumulation; Accelerate keeps them in a process-wide state that
         # refuses changes, so reset that state (not the distributed one) before making this run's Accelerator.
         AcceleratorState._reset_state(reset_partial_state=_launched_but_not_joined())
@@ -169,6 +174,7 @@ class _Run:
             seed=config.seed,
             crop_scale=(config.crop_min_scale, 1.0),
             skip_bad_images=config.skip_bad_images,
+            decode_only=self.preprocess is not None,
         )
         loading = loader_options(config.num_workers, accelerator.device)
         if self.use_cache:
@@ -218,6 +224,8 @@ class _Run:
                     if not self.skipped.take(batch):  # every image of this batch was unreadable
                         progress.batches_done += 1
                         continue
+                    if self.preprocess is not None:
+                        batch = self.preprocess(batch)
                     with accelerator.accumulate(prepared):
                         loss = self._update(prepared, batch)
                     progress.batches_done += 1
@@ -301,7 +309,9 @@ class _Run:
     def _encoded(self, loader: DataLoader) -> TensorDataset:
         """The backbone features of every readable example of ``loader`` (see `encode_features`)."""
         show = self.main and self.config.progress
-        encoded = encode_features(self.model, loader, self.accelerator.device, keep=self.skipped.take, progress=show)
+        encoded = encode_features(
+            self.model, loader, self.accelerator.device, keep=self.skipped.take, prepare=self.preprocess, progress=show
+        )
         self.skipped.check_some_left(loader.dataset)
         return encoded
 
@@ -338,8 +348,9 @@ class _Run:
         self.evaluated_at = progress.step
         with rng_untouched():
             logits, labels = gather_logits(
-                self.model, self.eval_loader, self.accelerator, self.skipped, progress=self.config.progress
-            )
+                self.model, self.eval_loader, self.accelerator, self.skipped, progress=self.config.progress,
+                preprocess=None if self.use_cache else self.preprocess,
+            )  # fmt: skip
         metrics = compute_metrics(self.config.metrics, logits, labels)
         self.result.metrics = metrics
         self.model.metrics = {k: v for k, v in metrics.items() if k != "num_examples"}
