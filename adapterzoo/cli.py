@@ -260,7 +260,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     else:
         if args.class_split:
             dataset = class_split(dataset, args.class_split, label_column=args.label_column or "label")
-        metrics = evaluate(model, dataset, metrics=args.metrics, batch_size=args.batch_size, **columns)
+        metrics = evaluate(
+            model, dataset, metrics=args.metrics, batch_size=args.batch_size, mixed_precision=args.mixed_precision,
+            preprocess_on=args.preprocess_on, **columns,
+        )  # fmt: skip
     text = json.dumps(metrics, indent=2)
     if args.output:
         Path(args.output).write_text(text + "\n")
@@ -350,6 +353,8 @@ class _Version(argparse.Action):
 
 def build_parser(help_method: str | None = None) -> argparse.ArgumentParser:
     """The command line; ``help_method``: the method whose recipe `adapterzoo train --help` shows as defaults."""
+    from adapterzoo.training.config import PRECISIONS, PREPROCESS_PLACES
+
     parser = argparse.ArgumentParser(prog="adapterzoo", description="Parameter-efficient adaptation of vision models.")
     parser.add_argument("--version", action=_Version, help="show the versions of adapterzoo and its libraries")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -408,6 +413,13 @@ def build_parser(help_method: str | None = None) -> argparse.ArgumentParser:
         help="base-to-novel: accuracy on each half of the classes (a CLIP classifier switched to it) and their "
         "harmonic mean",
     )
+    evaluate.add_argument(
+        "--mixed-precision", choices=PRECISIONS, default="no", help="compute under autocast: bf16, or fp16 on a GPU"
+    )
+    evaluate.add_argument(
+        "--preprocess-on", choices=PREPROCESS_PLACES, default="cpu",
+        help="device: workers only decode, the model's device resizes and normalises (default: cpu)",
+    )  # fmt: skip
     evaluate.add_argument("--output", help="also write the metrics to this JSON file")
     evaluate.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     evaluate.set_defaults(run=_evaluate)
