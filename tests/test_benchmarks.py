@@ -36,14 +36,16 @@ def test_the_benchmark_measures_every_method_and_writes_its_reports(zoo_hub_root
     assert all(cache["same_accuracy"] for cache in results["cache_speedup"].values())
     assert {"cpu_count", "torch", "device", "platform"} <= set(results["machine"])
     for image_format in ("JPEG", "PNG"):
-        rates = results["pipeline"][image_format]["images_per_second"]
-        assert set(rates) == {"0", "1", "2", "auto (0)"} and min(rates.values()) > 0, rates
+        for key in ("images_per_second", "device_images_per_second"):
+            rates = results["pipeline"][image_format][key]
+            assert set(rates) == {"0", "1", "2", "auto (0)"} and min(rates.values()) > 0, rates
     folder = tmp_path / "results"
     assert json.loads((folder / "results.json").read_text())["settings"]["timing_size"] == "tiny"
     assert (folder / "accuracy_vs_parameters.png").read_bytes()[:4] == b"\x89PNG"
     assert (folder / "cost_ratios.png").read_bytes()[:4] == b"\x89PNG"
     table = (folder / "results.md").read_text()
     assert "The data pipeline (JPEG, 500×375" in table and "A training step consumes" in table
+    assert 'With `preprocess_on="device"` (workers only decode; the cpu crops' in table
     text = readme.read_text()
     assert "old table" not in text and table.strip() in text and text.endswith("after\n")
 

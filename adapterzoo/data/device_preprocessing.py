@@ -97,26 +97,26 @@ class DevicePreprocessing:
         if "images" not in batch:
             return batch
         pairs = zip(batch["images"], batch["augmentation"], strict=True)
-        pixels = torch.stack([self.one(image, box, flip) for image, (box, flip) in pairs])
+        pixels = torch.stack([self.sized(image, box, flip) for image, (box, flip) in pairs]).float()
+        if self.rescale is not None:
+            pixels = pixels * self.rescale
+        if self.mean is not None:
+            pixels = (pixels - self.mean.to(pixels.device)) / self.std.to(pixels.device)
         return {"pixel_values": pixels, "labels": batch["labels"]}
 
-    def one(self, image: torch.Tensor, box: tuple[int, ...] | None = None, flip: bool = False) -> torch.Tensor:
-        """One uint8 (3, height, width) image, cropped to ``box`` and flipped as augmented, preprocessed in float32."""
+    def sized(self, image: torch.Tensor, box: tuple[int, ...] | None = None, flip: bool = False) -> torch.Tensor:
+        """One uint8 (3, height, width) image cropped to ``box`` and flipped as augmented, then resized and center
+        cropped: 8-bit intensities (uint8 on the CPU, rounded floats elsewhere), before rescaling."""
         if box is not None:
             left, top, width, height = box
             image = image[:, top : top + height, left : left + width]
         if flip:
             image = image.flip(-1)
-        pixels = image.float()
         if self.size:
-            pixels = self._resize(pixels)
+            image = self._resize(image)
         if self.crop is not None:
-            pixels = _center_crop(pixels, self.crop)
-        if self.rescale is not None:
-            pixels = pixels * self.rescale
-        if self.mean is not None:
-            pixels = (pixels - self.mean.to(pixels.device)) / self.std.to(pixels.device)
-        return pixels
+            image = _center_crop(image, self.crop)
+        return image
 
     def _resize(self, pixels: torch.Tensor) -> torch.Tensor:
         if "height" in self.size:
@@ -130,11 +130,14 @@ class DevicePreprocessing:
         return _center_crop(resized, (shortest, shortest))
 
     def _resized(self, pixels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        """Antialiased as PIL resizes, and rounded to 8 bits as PIL's resize of a uint8 image gives it."""
+        """Antialiased as PIL resizes, and in 8 bits as PIL's resize of a uint8 image gives it: on the CPU by torch's
+        uint8 kernels (PIL's algorithm, vectorised), elsewhere in float32, rounded."""
         if tuple(pixels.shape[-2:]) == tuple(size):
             return pixels
+        if pixels.device.type != "cpu":
+            pixels = pixels.float()
         resized = F.interpolate(pixels[None], size=size, mode=self.mode, align_corners=False, antialias=True)[0]
-        return resized.round().clamp(0, 255)
+        return resized if resized.dtype == torch.uint8 else resized.round().clamp(0, 255)
 
 
 def _shortest_edge_size(size: torch.Size, shortest: int) -> tuple[int, int]:
