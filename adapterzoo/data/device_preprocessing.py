@@ -36,8 +36,9 @@ CONVNEXT_FULL_RESIZE = 384  # ConvNeXt resizes shortest_edge >= 384 to a square 
 
 @dataclass(frozen=True)
 class Decoded:
-    """A decoded image as a worker gives it: uint8 (3, height, width) pixels, the crop box ``(left, top, width,
-    height)`` its augmentation drew (None without augmentation) and whether it flips it."""
+    """A decoded image as a worker gives it: uint8 (height, width, 3) pixels (as decoded: no transposing copy), the
+    crop box ``(left, top, width, height)`` its augmentation drew (None without augmentation) and whether it flips
+    it."""
 
     pixels: torch.Tensor
     box: tuple[int, int, int, int] | None = None
@@ -73,10 +74,10 @@ class DevicePreprocessing:
 
     def __init__(self, image_processor: Any):
         image_processor = getattr(image_processor, "image_processor", image_processor)  # a CLIPProcessor's
-        self.name = type(image_processor).__name__
         if _base_name(image_processor) not in KNOWN_PROCESSORS:
             raise _refuse(image_processor, f"it knows only {', '.join(KNOWN_PROCESSORS)} (and their Pil, Fast forms)")
-        self.mode = RESAMPLING.get(int(image_processor.resample)) if image_processor.resample is not None else None
+        resample = image_processor.resample
+        self.mode = RESAMPLING.get(resample) if isinstance(resample, int) else None
         if self.mode is None:
             raise _refuse(image_processor, f"resampling filter {image_processor.resample!r} (bilinear or bicubic only)")
         if getattr(image_processor, "do_pad", False):
@@ -88,30 +89,30 @@ class DevicePreprocessing:
         self.crop_pct = image_processor.crop_pct if convnext else None
         crop = dict(image_processor.crop_size or {}) if image_processor.do_center_crop else {}
         self.crop = (crop["height"], crop["width"]) if crop else None
-        self.rescale = image_processor.rescale_factor if image_processor.do_rescale else None
-        normalize = image_processor.do_normalize
-        self.mean = torch.tensor(image_processor.image_mean).view(-1, 1, 1) if normalize else None
-        self.std = torch.tensor(image_processor.image_std).view(-1, 1, 1) if normalize else None
+        # Rescaling and normalising, (x · rescale - mean) / std, as one multiply-add: x · weight + bias.
+        rescale = image_processor.rescale_factor if image_processor.do_rescale else 1.0
+        mean, std = (image_processor.image_mean, image_processor.image_std) if image_processor.do_normalize else (0, 1)
+        std = torch.tensor(std, dtype=torch.float32).expand(3).reshape(3, 1, 1)
+        self.weight = rescale / std
+        self.bias = -torch.tensor(mean, dtype=torch.float32).expand(3).reshape(3, 1, 1) / std
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         if "images" not in batch:
             return batch
         pairs = zip(batch["images"], batch["augmentation"], strict=True)
         pixels = torch.stack([self.sized(image, box, flip) for image, (box, flip) in pairs]).float()
-        if self.rescale is not None:
-            pixels = pixels * self.rescale
-        if self.mean is not None:
-            pixels = (pixels - self.mean.to(pixels.device)) / self.std.to(pixels.device)
-        return {"pixel_values": pixels, "labels": batch["labels"]}
+        weight, bias = self.weight.to(pixels.device), self.bias.to(pixels.device)
+        return {"pixel_values": torch.addcmul(bias, pixels, weight), "labels": batch["labels"]}
 
     def sized(self, image: torch.Tensor, box: tuple[int, ...] | None = None, flip: bool = False) -> torch.Tensor:
-        """One uint8 (3, height, width) image cropped to ``box`` and flipped as augmented, then resized and center
-        cropped: 8-bit intensities (uint8 on the CPU, rounded floats elsewhere), before rescaling."""
+        """One uint8 (height, width, 3) image cropped to ``box`` and flipped as augmented, then resized and center
+        cropped: (3, height, width) 8-bit intensities (uint8 on the CPU, rounded floats elsewhere), before rescaling."""
         if box is not None:
             left, top, width, height = box
-            image = image[:, top : top + height, left : left + width]
+            image = image[top : top + height, left : left + width]
         if flip:
-            image = image.flip(-1)
+            image = image.flip(1)
+        image = image.permute(2, 0, 1)  # channels first, laid out channels last: what the resizing kernels prefer
         if self.size:
             image = self._resize(image)
         if self.crop is not None:
@@ -136,7 +137,8 @@ class DevicePreprocessing:
             return pixels
         if pixels.device.type != "cpu":
             pixels = pixels.float()
-        resized = F.interpolate(pixels[None], size=size, mode=self.mode, align_corners=False, antialias=True)[0]
+        pixels = pixels[None].contiguous(memory_format=torch.channels_last)
+        resized = F.interpolate(pixels, size=size, mode=self.mode, align_corners=False, antialias=True)[0]
         return resized if resized.dtype == torch.uint8 else resized.round().clamp(0, 255)
 
 

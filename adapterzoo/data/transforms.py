@@ -125,7 +125,7 @@ class ImageExamples(torch.utils.data.Dataset):
 
     def _decoded(self, image: Image.Image, index: int) -> Decoded:
         """The image's uint8 pixels with the augmentation `__getitem__` would apply, drawn in the same order."""
-        pixels = torch.from_numpy(np.array(image)).permute(2, 0, 1).contiguous()
+        pixels = torch.from_numpy(np.array(image))
         if not self.augment:
             return Decoded(pixels)
         rng = np.random.default_rng([self.seed, self.epoch, index])
