@@ -2,8 +2,8 @@
 
 ``bf16`` works on every CPU (PyTorch's CPU autocast computes bfloat16 natively with AVX512-BF16 or AMX, by conversion
 otherwise: slower, same numbers) and on GPUs that compute in it (compute capability 8.0 and later). ``fp16`` needs a
-CUDA GPU: it trains with a loss scaler (Accelerate's GradScaler), which Accelerate makes only there; on the CPU it
-would silently train in float32, so it is refused.
+GPU: it trains with a loss scaler (Accelerate's GradScaler), which Accelerate makes only for accelerators; on the CPU
+it would silently train in float32, so it is refused there.
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ def check_mixed_precision(precision: str, device: torch.device) -> None:
     """Refuse a mixed precision that ``device`` cannot compute in, saying what to use instead."""
     if precision not in PRECISIONS:
         raise PrecisionError(f"mixed_precision must be one of {', '.join(PRECISIONS)}, not '{precision}'.")
-    if precision == "fp16" and device.type != "cuda":
+    if precision == "fp16" and device.type == "cpu":
         raise PrecisionError(
-            f"mixed_precision='fp16' needs a CUDA GPU, not {device.type}: it trains with a loss scaler, which "
-            "Accelerate makes only there (elsewhere it would silently compute in float32). Use mixed_precision='bf16' "
+            "mixed_precision='fp16' needs a GPU, not the CPU: it trains with a loss scaler, which Accelerate makes "
+            "only for accelerators (on the CPU it would silently compute in float32). Use mixed_precision='bf16' "
             "(any CPU, and GPUs from compute capability 8.0), or 'no'."
         )
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
