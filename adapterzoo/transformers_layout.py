@@ -111,11 +111,12 @@ def saved_layout(transformers_class: str | None, task_model: Any, record_path: P
 
 
 def read_adapter_weights(
-    folder: Path, peft_model: PeftModel, layout: TransformersLayout | None
+    folder: Path, peft_model: PeftModel, layout: TransformersLayout | None, adapter_name: str | None = None
 ) -> dict[str, torch.Tensor]:
-    """The saved weights of ``peft_model``'s active adapter, keyed as in the zoo's layout whichever one they are in:
-    checked key by key and shape by shape against what the adapter holds (`adapterzoo.saving.read_weights`)."""
-    adapter = peft_model.active_adapter
+    """The saved weights of ``peft_model``'s adapter ``adapter_name`` (by default the active one), keyed as in the
+    zoo's layout whichever one they are in: checked key by key and shape by shape against what the adapter holds
+    (`adapterzoo.saving.read_weights`)."""
+    adapter = adapter_name or peft_model.active_adapter
     expected = get_peft_model_state_dict(peft_model, adapter_name=adapter, save_embedding_layers=False)
     if layout is None:
         return read_weights(folder / WEIGHTS_NAME, expected)
