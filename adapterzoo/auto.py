@@ -63,6 +63,7 @@ from adapterzoo.saving import (
     check_head_size,
     check_no_pickle_only,
     recover_interrupted_save,
+    saved_key,
     weights_dtype,
     write_weights,
 )
@@ -331,8 +332,10 @@ class AdapterModel(nn.Module):
             return self._save(Path(save_directory), card_location=str(save_directory))
 
     def _weights(self) -> dict[str, torch.Tensor]:
-        """The active adapter's (and head's) tensors, as PEFT saves them."""
-        return get_peft_model_state_dict(self.peft_model, adapter_name=self.adapter_name, save_embedding_layers=False)
+        """The active adapter's (and head's) tensors, as PEFT saves them, keyed as the zoo saves them (`saved_key`)."""
+        name = self.adapter_name
+        weights = get_peft_model_state_dict(self.peft_model, adapter_name=name, save_embedding_layers=False)
+        return {saved_key(key, name): tensor for key, tensor in weights.items()}
 
     def _save(self, folder: Path, *, card_location: str) -> Path:
         peft_blocker = self.peft_blocker

@@ -60,10 +60,7 @@ def load_saved_adapter(model: AdapterModel, folder: Path, adapter_name: str) -> 
     """
     from adapterzoo.auto import _backbone_of, _read_peft_config
 
-    if adapter_name in model.adapter_names:
-        raise ValueError(f"An adapter named '{adapter_name}' is already loaded: pass another adapter_name=.")
-    if "." in adapter_name or not adapter_name:
-        raise ValueError(f"Adapter names are non-empty and without '.', got '{adapter_name}': pass adapter_name=.")
+    _check_new_name(model, adapter_name)
     if is_peft_adapter(folder):
         raise AdapterMismatchError(
             f"{folder} was saved by PEFT without adapterzoo's record: load it alone with AutoAdapter.from_pretrained "
@@ -78,17 +75,7 @@ def load_saved_adapter(model: AdapterModel, folder: Path, adapter_name: str) -> 
         config = layout.config_from_transformers(config)
     check_patterns(config, task_model, folder / PEFT_CONFIG_NAME)
     config.inference_mode = True
-    peft_model = model.peft_model
-    peft_model.add_adapter(adapter_name, config)
-    try:
-        _size_head(task_model, adapter_name, len(record.labels))
-        follow(peft_model, _backbone_of(task_model))
-        weights = read_adapter_weights(folder, peft_model, layout, adapter_name=adapter_name)
-        set_peft_model_state_dict(peft_model, weights, adapter_name=adapter_name)
-    except BaseException:
-        peft_model.delete_adapter(adapter_name)
-        raise
-    model._states[adapter_name] = AdapterState(
+    state = AdapterState(
         labels=list(record.labels),
         template=record.head.get("template"),
         metrics=dict(record.metrics),
@@ -96,6 +83,35 @@ def load_saved_adapter(model: AdapterModel, folder: Path, adapter_name: str) -> 
         datasets=list(record.datasets),
         trainable_parameters=record.trainable_parameters,
     )
+    peft_model = model.peft_model
+    active = model._active_state()
+    # Made while the task model holds its labels: tuners size per-class state by the current classes (Tip-Adapter).
+    model._apply_state(state)
+    try:
+        peft_model.add_adapter(adapter_name, config)
+        try:
+            _size_head(task_model, adapter_name, len(record.labels))
+            follow(peft_model, _backbone_of(task_model))
+            weights = read_adapter_weights(folder, peft_model, layout, adapter_name=adapter_name)
+            set_peft_model_state_dict(peft_model, weights, adapter_name=adapter_name)
+        except BaseException:
+            peft_model.delete_adapter(adapter_name)
+            raise
+    finally:
+        model._apply_state(active)
+    model._states[adapter_name] = state
+
+
+def _check_new_name(model: AdapterModel, adapter_name: str) -> None:
+    """Refuse a name that is loaded, or that weight keys could not tell from a part of the model (`saved_key`)."""
+    if adapter_name in model.adapter_names:
+        raise ValueError(f"An adapter named '{adapter_name}' is already loaded: pass another adapter_name=.")
+    parts = {part for path, _ in model.task_model.named_modules() for part in path.split(".")}
+    if not adapter_name or "." in adapter_name or adapter_name in parts - set(model.adapter_names):
+        raise ValueError(
+            f"'{adapter_name}' cannot name an adapter: names are non-empty, without '.', and not the name of a part "
+            "of the model (its weights' keys would be ambiguous). Pass another adapter_name=."
+        )
 
 
 def _check_joins(model: AdapterModel, record: AdapterRecord, folder: Path) -> None:
