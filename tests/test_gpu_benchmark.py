@@ -1,0 +1,80 @@
+"""The GPU benchmark's dry run (``--device cpu --size tiny``) goes the whole way, from the steps to gpu.json and the
+table; its FLOP count agrees with a count by hand, and MFU is what the count, the time and the peak imply."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from adapterzoo.benchmarks import flops, gpu
+
+
+@pytest.mark.parametrize("input_needs_grad", [False, True])
+def test_a_training_steps_flops_equal_the_count_by_hand(input_needs_grad: bool) -> None:
+    batch, width_in, hidden, width_out = 5, 7, 11, 3
+    model = torch.nn.Sequential(torch.nn.Linear(width_in, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, width_out))
+    inputs = torch.randn(batch, width_in, requires_grad=input_needs_grad)
+
+    def step() -> None:
+        model(inputs).sum().backward()
+
+    first, second = 2 * batch * width_in * hidden, 2 * batch * hidden * width_out  # one Linear forward: 2·B·in·out
+    # Backward: each Linear's weight gradient costs its forward again, and its input gradient once more, except the
+    # first layer's when its input needs none (autograd skips it).
+    expected = first * (3 if input_needs_grad else 2) + second * 3
+    assert flops.count_flops(step) == expected
+
+
+def test_known_devices_have_their_dense_bf16_peak_and_others_none() -> None:
+    assert flops.peak_tflops("NVIDIA H200") == 989.5
+    assert flops.peak_tflops("NVIDIA H100 80GB HBM3") == 989.5
+    assert flops.peak_tflops("NVIDIA H100 PCIe") == 756.5
+    assert flops.peak_tflops("NVIDIA A100-SXM4-80GB") == 312.0
+    assert flops.peak_tflops("NVIDIA GeForce GTX 1080") is None
+    assert gpu.resolve_peak("cpu", None) == (None, "MFU left out: no known peak for cpu (give --peak-tflops)")
+    assert flops.mfu(2e12, 0.5, 8.0) == 0.5
+
+
+def test_the_dry_run_measures_counts_and_writes_gpu_json_and_the_table(tmp_path: Path, capsys) -> None:
+    output = tmp_path / "results"
+    argv = ["--device", "cpu", "--size", "tiny", "--batch", "4", "--steps", "1", "--workers", "0",
+            "--pipeline-images", "4", "--peak-tflops", "2", "--methods", "linear-probe", "full", "lora", "coop",
+            "tip-adapter", "--output", str(output), "--no-progress"]  # fmt: skip
+    assert gpu.main(argv) == 0
+    results = json.loads((output / "gpu.json").read_text())
+    rows = results["methods"]
+    assert set(rows) == {"linear-probe", "full", "lora (r 8, q v)", "dora (r 8, q v)", "coop (16)",
+                         "tip-adapter (16 shots)"}  # fmt: skip
+    for label, row in rows.items():
+        assert row["peak_memory_mb"] > 0 and row["step_seconds"] > 0, label
+        if "fit_seconds" in row:  # a fitted method has no step to count
+            assert "flops" not in row and "mfu" not in row, label
+            continue
+        assert row["images_per_second"] == 4 / row["step_seconds"], label
+        assert row["mfu"] == row["flops"] / row["step_seconds"] / 2e12, label
+    # A frozen backbone's backward computes no weight gradients: the linear probe counts least, full fine-tuning most.
+    assert 0 < rows["linear-probe"]["flops"] < rows["lora (r 8, q v)"]["flops"] < rows["full"]["flops"]
+    assert rows["coop (16)"]["backbone"] == "clip" and rows["lora (r 8, q v)"]["backbone"] == "vit"
+    assert results["settings"]["peak_source"] == "given: 2.0 TFLOP/s"
+    assert set(results["pipeline"]["JPEG"]["images_per_second"]) == {"0"}
+    assert results["compiled"] == {"missing": "adapterzoo.benchmarks.compiled"}
+    table = (output / "gpu.md").read_text()
+    assert table.strip() in capsys.readouterr().out
+    lora = rows["lora (r 8, q v)"]
+    assert f"| lora (r 8, q v) | vit | {1000 * lora['step_seconds']:.1f} |" in table
+    assert f"| {100 * lora['mfu']:.1f}% |" in table and "| tip-adapter (16 shots) | clip | fit: " in table
+    assert "The data pipeline (JPEG, 500×375" in table
+
+
+def test_an_unknown_method_is_refused_with_the_installed_ones() -> None:
+    with pytest.raises(ValueError, match=r"--methods nope: no such installed method; choose from .*lora"):
+        gpu.main(["--device", "cpu", "--size", "tiny", "--methods", "lora", "nope"])
+
+
+def test_the_script_is_valid_bash() -> None:
+    script = Path(__file__).parents[1] / "benchmarks" / "gpu.sh"
+    assert subprocess.run(["bash", "-n", str(script)], check=False).returncode == 0
