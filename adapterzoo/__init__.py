@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
 from adapterzoo.errors import (
+    AdapterMismatchError,
     AdapterZooError,
     CheckpointError,
     ExportError,
@@ -17,6 +18,7 @@ from adapterzoo.errors import (
     MethodNotFoundError,
     PluginLoadError,
     PluginWarning,
+    UnknownAdapterError,
     UnknownOptionError,
     UnsupportedBackboneError,
     UnsupportedTaskError,
@@ -71,6 +73,7 @@ __getattr__, __dir__ = lazy_attributes(globals(), _LAZY)
 
 __all__ = [
     "PLUGIN_API_VERSION",
+    "AdapterMismatchError",
     "AdapterModel",
     "AdapterZooError",
     "AutoAdapter",
@@ -87,6 +90,7 @@ __all__ = [
     "PluginWarning",
     "TrainingConfig",
     "TrainingResult",
+    "UnknownAdapterError",
     "UnknownOptionError",
     "UnsupportedBackboneError",
     "UnsupportedTaskError",

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -37,7 +37,7 @@ from adapterzoo.backbones import (
     resolve_revision,
 )
 from adapterzoo.clip_classifier import CLIPClassifier
-from adapterzoo.errors import CheckpointError, UnsupportedBackboneError, UnsupportedTaskError
+from adapterzoo.errors import CheckpointError, LoadingOptionError, UnsupportedBackboneError, UnsupportedTaskError
 from adapterzoo.heads import head_width
 from adapterzoo.hub.client import download_adapter, is_hub_id
 from adapterzoo.image_classifier import ImageClassifier
@@ -45,6 +45,7 @@ from adapterzoo.loading_options import LoadingOptions
 from adapterzoo.local_paths import missing_path_message
 from adapterzoo.method import Method
 from adapterzoo.model_card import render_model_card
+from adapterzoo.multi_adapter import AdapterState, check_adapter_names, load_saved_adapter, mixed_forward
 from adapterzoo.pattern_check import check_patterns
 from adapterzoo.peft_interop import import_record, is_peft_adapter
 from adapterzoo.placement import attach, placement_of
@@ -62,6 +63,7 @@ from adapterzoo.saving import (
     check_head_size,
     check_no_pickle_only,
     recover_interrupted_save,
+    saved_key,
     weights_dtype,
     write_weights,
 )
@@ -111,6 +113,8 @@ class AdapterModel(nn.Module):
         # The card's metadata: a Hub license id ("apache-2.0") and the Hub datasets trained on (["user/name"]).
         self.license = license
         self.datasets: list[str] = list(datasets)
+        # What each inactive adapter keeps besides its weights (`load_adapter`, `set_adapter`).
+        self._states: dict[str, AdapterState] = {}
 
     @property
     def task_model(self) -> ImageClassifier | CLIPClassifier:
@@ -122,7 +126,81 @@ class AdapterModel(nn.Module):
 
     @property
     def adapter_name(self) -> str:
+        """The active adapter: the one `forward`, `predict` and `save_pretrained` use unless told otherwise."""
         return self.peft_model.active_adapter
+
+    @property
+    def adapter_names(self) -> list[str]:
+        """The names of the adapters loaded onto this model's backbone, the first first."""
+        return list(self.peft_model.peft_config)
+
+    def adapter_labels(self, adapter_name: str) -> list[str]:
+        """The labels (CLIP: class names) of the loaded adapter ``adapter_name``."""
+        check_adapter_names(self, [adapter_name], 1)
+        return list(self.labels) if adapter_name == self.adapter_name else list(self._states[adapter_name].labels)
+
+    def load_adapter(self, folder_or_repo_id: str | Path, adapter_name: str | None = None, **options: Any) -> str:
+        """Load a saved adapter (a folder, or a Hub repo id) onto this model's backbone beside the loaded ones, and
+        return its name: ``adapter_name``, by default the folder's or the repo's name. It is not made active: pass
+        it in `forward`'s and `predict`'s ``adapter_names``, or `set_adapter` it.
+
+        ``options`` select the files as in `AutoAdapter.from_pretrained` (``revision``, ``subfolder``, ``token``,
+        ``cache_dir``, ``local_files_only``, ``force_download``). The adapter keeps its own labels. It must be of
+        this model's method, for the same task, backbone (name and revision) and head settings, else
+        `AdapterMismatchError`; see `adapterzoo.multi_adapter` for how mixed batches run.
+        """
+        loading = LoadingOptions.of(options, caller="AdapterModel.load_adapter")
+        if loading.dtype != "auto" or loading.device_map is not None or loading.trust_remote_code:
+            raise LoadingOptionError(
+                "load_adapter loads an adapter onto the backbone already loaded, which decides dtype and placement "
+                "and runs no remote code: drop dtype=, device_map= and trust_remote_code=."
+            )
+        folder = _adapter_folder(folder_or_repo_id, loading)
+        name = adapter_name or PurePosixPath(str(folder_or_repo_id).rstrip("/")).name
+        load_saved_adapter(self, folder, name)
+        return name
+
+    def set_adapter(self, adapter_name: str) -> None:
+        """Make the loaded adapter ``adapter_name`` the active one (its labels become `labels`)."""
+        check_adapter_names(self, [adapter_name], 1)
+        if adapter_name == self.adapter_name:
+            return
+        self._states[self.adapter_name] = self._active_state()
+        config = self.peft_model.peft_config[adapter_name]
+        self.peft_model.set_adapter(adapter_name, inference_mode=config.inference_mode)
+        state = self._states.pop(adapter_name, None)
+        if state is not None:
+            self._apply_state(state)
+
+    @contextmanager
+    def using_adapter(self, adapter_name: str) -> Iterator[None]:
+        """Inside this context ``adapter_name`` is the active adapter; the one active before is restored after."""
+        previous = self.adapter_name
+        self.set_adapter(adapter_name)
+        try:
+            yield
+        finally:
+            self.set_adapter(previous)
+
+    def _active_state(self) -> AdapterState:
+        return AdapterState(
+            labels=list(self.labels),
+            template=getattr(self.task_model, "template", None),
+            metrics=self.metrics,
+            license=self.license,
+            datasets=self.datasets,
+            trainable_parameters=self.trainable_parameters,
+        )
+
+    def _apply_state(self, state: AdapterState) -> None:
+        task_model = self.task_model
+        if isinstance(task_model, CLIPClassifier):
+            task_model.template = state.template or task_model.template
+            task_model.set_classes(state.labels)  # which also drops text features cached for the adapter before
+        else:
+            task_model.labels = state.labels
+        self.metrics, self.license, self.datasets = state.metrics, state.license, state.datasets
+        self.trainable_parameters = state.trainable_parameters
 
     @property
     def device(self) -> torch.device:
@@ -138,7 +216,13 @@ class AdapterModel(nn.Module):
         pixel_values: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         features: torch.Tensor | None = None,
+        adapter_names: Sequence[str] | None = None,
     ) -> ImageClassifierOutput:
+        """Logits (and the loss, given ``labels``) of the active adapter; with ``adapter_names`` (one loaded adapter
+        per example, in eval mode) of the adapter each example names, as wide as the widest of their label sets and
+        ``-inf`` past an example's own labels (`adapterzoo.multi_adapter`)."""
+        if adapter_names is not None:
+            return mixed_forward(self, adapter_names, pixel_values, labels, features)
         return self.peft_model(pixel_values=pixel_values, labels=labels, features=features)
 
     def print_trainable_parameters(self) -> None:
@@ -171,26 +255,31 @@ class AdapterModel(nn.Module):
             return self.peft_model.merge_and_unload()
 
     @torch.no_grad()
-    def predict(self, images: Any, *, top_k: int = 1) -> list:
+    def predict(self, images: Any, *, top_k: int = 1, adapter_names: Sequence[str] | None = None) -> list:
         """Labels with scores for one image or a batch (PIL images or HWC arrays; a 4-D array or a list is a batch).
 
         Returns a list of ``{"label", "score"}`` dicts, best first, for one image; a list of such lists for a batch.
+        ``adapter_names`` (one loaded adapter per image) classifies each image with its own adapter, which answers
+        with its own labels; by default every image goes through the active adapter.
         """
         batch, single = _as_batch(images)
         pixel_values = self.image_processor(images=batch, return_tensors="pt")["pixel_values"]
+        names = None if adapter_names is None else check_adapter_names(self, adapter_names, len(batch))
         was_training = self.training
         self.eval()
         try:
-            logits = self(pixel_values.to(self.device, self.dtype)).logits
+            logits = self(pixel_values.to(self.device, self.dtype), adapter_names=names).logits
         finally:
             self.train(was_training)
+        label_sets = [self.labels] * len(batch) if names is None else [self.adapter_labels(n) for n in names]
         scores, indices = logits.softmax(dim=-1).topk(min(top_k, logits.shape[-1]), dim=-1)
         results = [
             [
-                {"label": self.labels[i], "score": s}
+                {"label": labels[i], "score": s}
                 for s, i in zip(row_scores.tolist(), row_indices.tolist(), strict=True)
+                if i < len(labels)
             ]
-            for row_scores, row_indices in zip(scores, indices, strict=True)
+            for row_scores, row_indices, labels in zip(scores, indices, label_sets, strict=True)
         ]
         return results[0] if single else results
 
@@ -236,13 +325,17 @@ class AdapterModel(nn.Module):
             datasets=list(self.datasets),
         )
 
-    def save_pretrained(self, save_directory: str | Path) -> Path:
-        """Save the active adapter and head, atomically: a failure leaves any previous save in place untouched."""
-        return self._save(Path(save_directory), card_location=str(save_directory))
+    def save_pretrained(self, save_directory: str | Path, adapter_name: str | None = None) -> Path:
+        """Save the active adapter (or the loaded ``adapter_name``) and its head, atomically: a failure leaves any
+        previous save in place untouched."""
+        with self.using_adapter(adapter_name or self.adapter_name):
+            return self._save(Path(save_directory), card_location=str(save_directory))
 
     def _weights(self) -> dict[str, torch.Tensor]:
-        """The active adapter's (and head's) tensors, as PEFT saves them."""
-        return get_peft_model_state_dict(self.peft_model, adapter_name=self.adapter_name, save_embedding_layers=False)
+        """The active adapter's (and head's) tensors, as PEFT saves them, keyed as the zoo saves them (`saved_key`)."""
+        name = self.adapter_name
+        weights = get_peft_model_state_dict(self.peft_model, adapter_name=name, save_embedding_layers=False)
+        return {saved_key(key, name): tensor for key, tensor in weights.items()}
 
     def _save(self, folder: Path, *, card_location: str) -> Path:
         peft_blocker = self.peft_blocker
@@ -400,14 +493,7 @@ class AutoAdapter:
         load.
         """
         loading = LoadingOptions.of(options, caller="AutoAdapter.from_pretrained")
-        if is_hub_id(name_or_path):
-            folder = download_adapter(str(name_or_path), **loading.file_kwargs())
-        else:
-            folder = Path(name_or_path, loading.subfolder)
-            recover_interrupted_save(folder)
-            if not folder.is_dir():
-                raise CheckpointError(missing_path_message(folder, "saved adapter at") + ".")
-        check_no_pickle_only(folder)
+        folder = _adapter_folder(name_or_path, loading)
         if is_peft_adapter(folder):  # saved by PEFT itself, for transformers' classification model
             record, backbone = import_record(
                 folder, backbone=backbone, backbone_revision=backbone_revision, loading=loading
@@ -449,6 +535,20 @@ class AutoAdapter:
             datasets=record.datasets,
         )
         return adapter_model.train(is_trainable)
+
+
+def _adapter_folder(name_or_path: str | Path, loading: LoadingOptions) -> Path:
+    """The local folder of a saved adapter: ``name_or_path`` (a folder, or a Hub repo id downloaded with ``loading``'s
+    file options), refused when missing or holding pickled weights only."""
+    if is_hub_id(name_or_path):
+        folder = download_adapter(str(name_or_path), **loading.file_kwargs())
+    else:
+        folder = Path(name_or_path, loading.subfolder)
+        recover_interrupted_save(folder)
+        if not folder.is_dir():
+            raise CheckpointError(missing_path_message(folder, "saved adapter at") + ".")
+    check_no_pickle_only(folder)
+    return folder
 
 
 def _as_batch(images: Any) -> tuple[list, bool]:

@@ -47,6 +47,14 @@ class CheckpointError(AdapterZooError, ValueError):
     """A saved adapter is missing, corrupt, pickled, or does not match the model it is loaded into."""
 
 
+class AdapterMismatchError(AdapterZooError, ValueError):
+    """An adapter cannot join a model's other adapters: another method, task, backbone or head."""
+
+
+class UnknownAdapterError(AdapterZooError, ValueError):
+    """An adapter name that the model has not loaded."""
+
+
 class NonFiniteError(AdapterZooError, FloatingPointError):
     """A loss, gradient or weight is NaN or infinite: training stops, and such weights are never saved."""
 

@@ -40,6 +40,11 @@ TRANSFORMERS_CONFIG_NAME = "config.json"
 PROCESSOR_CONFIG_NAME = "preprocessor_config.json"
 LICENSE_ID = re.compile(r"[a-z0-9][a-z0-9.\-]*")
 """The form of the Hub's license ids (``apache-2.0``, ``cc-by-4.0``, ``other``)."""
+SAVED_ADAPTER_NAME = "default"
+"""The adapter name in saved weight keys: PEFT strips an adapter's name from the keys of parameters it holds directly
+(``lora_A.<name>.weight``) but leaves it in those of per-adapter submodules (``dvpt_modules.<name>.0.down.weight``),
+which the zoo saves under this name whatever the adapter's, so that a file loads under any name (`saved_key`)."""
+
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 
 
@@ -210,6 +215,12 @@ def weights_dtype(path: Path) -> torch.dtype | None:
             if dtype is not None:
                 return dtype
     return None
+
+
+def saved_key(key: str, adapter_name: str) -> str:
+    """``key`` of a weight of adapter ``adapter_name`` as saved: each path segment naming the adapter made
+    `SAVED_ADAPTER_NAME`."""
+    return ".".join(SAVED_ADAPTER_NAME if part == adapter_name else part for part in key.split("."))
 
 
 def read_weights(path: Path, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

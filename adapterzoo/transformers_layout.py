@@ -31,7 +31,7 @@ from adapterzoo.errors import CheckpointError
 from adapterzoo.image_classifier import ImageClassifier
 from adapterzoo.method import ROLE_OPTIONS, Method
 from adapterzoo.remote_code import load_auto
-from adapterzoo.saving import WEIGHTS_NAME, read_weights
+from adapterzoo.saving import WEIGHTS_NAME, read_weights, saved_key
 
 ZOO_PREFIX = "backbone"
 """Where the zoo's `ImageClassifier` holds the backbone."""
@@ -111,16 +111,22 @@ def saved_layout(transformers_class: str | None, task_model: Any, record_path: P
 
 
 def read_adapter_weights(
-    folder: Path, peft_model: PeftModel, layout: TransformersLayout | None
+    folder: Path, peft_model: PeftModel, layout: TransformersLayout | None, adapter_name: str | None = None
 ) -> dict[str, torch.Tensor]:
-    """The saved weights of ``peft_model``'s active adapter, keyed as in the zoo's layout whichever one they are in:
-    checked key by key and shape by shape against what the adapter holds (`adapterzoo.saving.read_weights`)."""
-    adapter = peft_model.active_adapter
-    expected = get_peft_model_state_dict(peft_model, adapter_name=adapter, save_embedding_layers=False)
+    """The saved weights of ``peft_model``'s adapter ``adapter_name`` (by default the active one), keyed as in the
+    zoo's layout whichever one they are in: checked key by key and shape by shape against what the adapter holds
+    (`adapterzoo.saving.read_weights`)."""
+    adapter = adapter_name or peft_model.active_adapter
+    own = get_peft_model_state_dict(peft_model, adapter_name=adapter, save_embedding_layers=False)
+    keys = {saved_key(key, adapter): key for key in own}
+    expected = {saved: own[key] for saved, key in keys.items()}
     if layout is None:
-        return read_weights(folder / WEIGHTS_NAME, expected)
-    saved = read_weights(folder / WEIGHTS_NAME, layout.weights_to_transformers(expected))
-    return layout.weights_from_transformers(saved)
+        saved = read_weights(folder / WEIGHTS_NAME, expected)
+    else:
+        saved = layout.weights_from_transformers(
+            read_weights(folder / WEIGHTS_NAME, layout.weights_to_transformers(expected))
+        )
+    return {keys[key]: tensor for key, tensor in saved.items()}
 
 
 def _renamed(name: str, old: str, new: str) -> str:

@@ -21,11 +21,21 @@ class _FeatureHeadTuner(TowerTuner):
     def target_pattern(self, parts: BackboneParts, config: TowerTunerConfig) -> str:
         return TARGET
 
+    def classes(self, config: TowerTunerConfig) -> int:
+        """How many classes an adapter's head is made for: a saved head is as wide as the classes it was fitted on,
+        whichever classes the classifier has now."""
+        return getattr(config, "fitted_classes", 0) or len(self.model.class_names)
+
     def wrap(self, target: nn.Module, adapter_name: str, config: TowerTunerConfig, **where) -> WrappingLayer:
         dim = self.model.clip.config.projection_dim
-        # A saved head is as wide as the classes it was fitted on, whichever classes the classifier has now.
-        classes = getattr(config, "fitted_classes", 0) or len(self.model.class_names)
-        return self.layer_cls(target, adapter_name, config, dim=dim, num_classes=classes)
+        return self.layer_cls(target, adapter_name, config, dim=dim, num_classes=self.classes(config))
+
+    def _create_and_replace(
+        self, peft_config: TowerTunerConfig, adapter_name: str, target: nn.Module, *args, **kwargs
+    ) -> None:
+        if isinstance(target, self.tuner_layer_cls):  # another adapter on the wrapped head: made for its own classes
+            target.num_classes = self.classes(peft_config)
+        super()._create_and_replace(peft_config, adapter_name, target, *args, **kwargs)
 
     def _replace_module(self, parent: nn.Module, child_name: str, new_module: nn.Module, child: nn.Module) -> None:
         # PEFT's own places the new layer by the wrapped module's first weight, which `FeatureLogits` has none of.
