@@ -4,6 +4,8 @@ table; its FLOP count agrees with a count by hand, and MFU is what the count, th
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -75,6 +77,33 @@ def test_an_unknown_method_is_refused_with_the_installed_ones() -> None:
         gpu.main(["--device", "cpu", "--size", "tiny", "--methods", "lora", "nope"])
 
 
-def test_the_script_is_valid_bash() -> None:
-    script = Path(__file__).parents[1] / "benchmarks" / "gpu.sh"
-    assert subprocess.run(["bash", "-n", str(script)], check=False).returncode == 0
+def test_the_script_installs_once_then_runs_the_benchmark_on_cuda(tmp_path: Path) -> None:
+    """gpu.sh in a copy of the repository whose .venv python is a stand-in that logs its calls (and whose torch
+    "has CUDA"): the first run installs the pinned torch and the packages, the second only runs."""
+    root = Path(__file__).parents[1]
+    repo = tmp_path / "repo"
+    (repo / "benchmarks").mkdir(parents=True)
+    shutil.copy(root / "benchmarks" / "gpu.sh", repo / "benchmarks" / "gpu.sh")
+    shutil.copy(root / "pyproject.toml", repo / "pyproject.toml")
+    for plugin in ("adapterzoo-vpt", "adapterzoo-maple"):
+        (repo / "plugins" / plugin).mkdir(parents=True)
+        shutil.copy(root / "plugins" / plugin / "pyproject.toml", repo / "plugins" / plugin / "pyproject.toml")
+    log = tmp_path / "calls"
+    python = repo / ".venv" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text(f'#!/bin/sh\necho "$@" >>{log}\n')
+    python.chmod(0o755)
+
+    def run() -> list[str]:
+        log.write_text("")
+        subprocess.run(["bash", str(repo / "benchmarks" / "gpu.sh"), "--methods", "lora"], check=True)
+        return log.read_text().splitlines()
+
+    torch_pin = re.search(r'"(torch>=[^"]*)"', (root / "pyproject.toml").read_text()).group(1)
+    first = run()
+    assert f"-m pip install --quiet {torch_pin}" in first
+    assert "-m pip install --quiet -e . -e plugins/adapterzoo-maple/ -e plugins/adapterzoo-vpt/" in first
+    assert first[-1] == "-m adapterzoo.benchmarks.gpu --device cuda --methods lora"
+    second = run()
+    assert not any("pip install" in call for call in second)
+    assert second[-1] == first[-1]

@@ -11,6 +11,7 @@ except at tiny size. ``--device cpu --size tiny`` runs the whole path in seconds
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import json
 import time
@@ -121,6 +122,7 @@ def run_gpu_benchmark(
             )  # fmt: skip
             results["methods"][row.label] = {"backbone": kind, **step, **rates(step, batch, peak_value)}
             if target.type == "cuda":
+                gc.collect()  # the model's reference cycles, so that its memory returns to the device
                 torch.cuda.empty_cache()
         processor = transformers.AutoImageProcessor.from_pretrained(backbones["vit"])
         results["pipeline"] = pipeline.throughput(processor, images=pipeline_images, batch=batch, workers=workers,
