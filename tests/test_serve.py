@@ -79,6 +79,8 @@ def test_one_request_classifies_each_image_through_its_adapter_as_each_alone(ser
     status, body = call(f"{server}/adapters", "POST", {"adapter": "me/other"})  # before the cap is reached
     assert status == 409 and "adapts the backbone 'zoo/other-vit'" in body["detail"], body
     assert f"serves adapters of '{BACKBONE}'" in body["detail"]
+    status, body = call(f"{server}/adapters", "POST", {"adapter": BACKBONE})
+    assert status == 422 and "holds neither an adapterzoo adapter nor a PEFT one" in body["detail"], body
     images = pictures(4)
     names = ["me/lora-a", "me/lora-b", "me/vpt", "me/lora-a"]
     inputs = [{"image": encoded(image), "adapter": name} for image, name in zip(images, names, strict=True)]

@@ -18,8 +18,9 @@ from typing import Any
 from huggingface_hub.utils import validate_repo_id
 
 from adapterzoo.auto import AdapterModel, AutoAdapter
-from adapterzoo.errors import AdapterLimitError, AdapterMismatchError
+from adapterzoo.errors import AdapterLimitError, AdapterMismatchError, CheckpointError
 from adapterzoo.hub.client import download_adapter
+from adapterzoo.peft_interop import is_peft_adapter
 from adapterzoo.saving import AdapterRecord
 
 
@@ -72,6 +73,11 @@ class AdapterPool:
             else:
                 validate_repo_id(ref)
                 folder = download_adapter(ref)
+            if is_peft_adapter(folder):
+                raise CheckpointError(
+                    f"'{ref}' was saved by PEFT without adapterzoo's record, which names the backbone it adapts: "
+                    "load it with AutoAdapter.from_pretrained(..., backbone=...) and push_to_hub it to serve it."
+                )
             record = AdapterRecord.read(folder)
             self._check_backbone(ref, record)
             model = self._models.get(record.method)
