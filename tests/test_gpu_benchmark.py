@@ -7,6 +7,8 @@ import json
 import re
 import shutil
 import subprocess
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -63,8 +65,9 @@ def test_the_dry_run_measures_counts_and_writes_gpu_json_and_the_table(tmp_path:
     assert rows["coop (16)"]["backbone"] == "clip" and rows["lora (r 8, q v)"]["backbone"] == "vit"
     assert results["settings"]["peak_source"] == "given: 2.0 TFLOP/s"
     assert set(results["pipeline"]["JPEG"]["images_per_second"]) == {"0"}
-    assert results["compiled"] == {"missing": "adapterzoo.benchmarks.compiled"}
+    assert set(gpu.SECTIONS) <= set(results)
     table = (output / "gpu.md").read_text()
+    assert "MFU against given: 2.0 TFLOP/s." in table
     assert table.strip() in capsys.readouterr().out
     lora = rows["lora (r 8, q v)"]
     assert f"| lora (r 8, q v) | vit | {1000 * lora['step_seconds']:.1f} |" in table
@@ -72,9 +75,24 @@ def test_the_dry_run_measures_counts_and_writes_gpu_json_and_the_table(tmp_path:
     assert "The data pipeline (JPEG, 500×375" in table
 
 
-def test_an_unknown_method_is_refused_with_the_installed_ones() -> None:
+def test_the_connected_sections_run_when_present_and_are_named_when_missing(monkeypatch) -> None:
+    section = types.ModuleType("fake_section")
+    section.measure = lambda backbones, rows, **settings: {"backbones": backbones, "rows": rows, **settings}
+    monkeypatch.setitem(sys.modules, "fake_section", section)
+    monkeypatch.setattr(gpu, "SECTIONS", {"present": "fake_section:measure", "absent": "no_such_module:measure"})
+    results = gpu.connected_sections({"vit": Path("v")}, [], device="cpu", batch=2)
+    assert results == {
+        "present": {"backbones": {"vit": Path("v")}, "rows": [], "device": "cpu", "batch": 2},
+        "absent": {"missing": "no_such_module"},
+    }
+
+
+def test_an_unknown_method_or_worker_count_is_refused(capsys) -> None:
     with pytest.raises(ValueError, match=r"--methods nope: no such installed method; choose from .*lora"):
         gpu.main(["--device", "cpu", "--size", "tiny", "--methods", "lora", "nope"])
+    with pytest.raises(SystemExit):
+        gpu.main(["--workers", "0", "many"])
+    assert "'many' is not a worker count: give a number or auto." in capsys.readouterr().err
 
 
 def test_the_script_installs_once_then_runs_the_benchmark_on_cuda(tmp_path: Path) -> None:

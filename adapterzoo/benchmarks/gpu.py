@@ -151,8 +151,8 @@ def markdown(results: dict) -> str:
     lines = [
         f"Measured on {machine.get('gpu', machine['device'])} ({machine['dtype']}, torch {machine['torch']}), "
         f"{settings['size']} size at {settings['image']} px, batch {settings['batch']}, {settings['steps']} timed "
-        f"steps after a warm-up. FLOPs counted by torch.utils.flop_counter over one training step; MFU against "
-        f"{settings['peak_source']}.",
+        "steps after a warm-up. FLOPs counted by torch.utils.flop_counter over one training step; "
+        + (f"MFU against {settings['peak_source']}." if settings["peak_tflops"] else f"{settings['peak_source']}."),
         "",
         "| method | backbone | step (ms) | images/s | peak memory (MiB) | GFLOP/step | TFLOP/s | MFU |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
@@ -183,6 +183,13 @@ def write(results: dict, folder: Path) -> list[Path]:
     return paths
 
 
+def worker_count(text: str) -> int | str:
+    """A ``--workers`` value: a count, or "auto"."""
+    if text == "auto" or text.isdigit():
+        return text if text == "auto" else int(text)
+    raise argparse.ArgumentTypeError(f"'{text}' is not a worker count: give a number or auto.")
+
+
 def parser() -> argparse.ArgumentParser:
     """The options of ``python -m adapterzoo.benchmarks.gpu`` (what ``benchmarks/gpu.sh`` passes on)."""
     options = argparse.ArgumentParser(prog="python -m adapterzoo.benchmarks.gpu", description=__doc__,
@@ -194,7 +201,7 @@ def parser() -> argparse.ArgumentParser:
     options.add_argument("--batch", type=int, default=128, help="images per step (default: 128)")
     options.add_argument("--steps", type=int, default=10, help="timed steps per method after a warm-up (default: 10)")
     options.add_argument("--methods", nargs="+", help="only these methods (default: every installed one)")
-    options.add_argument("--workers", nargs="+", default=["0", "auto", "16"],
+    options.add_argument("--workers", nargs="+", type=worker_count, default=[0, "auto", 16],
                          help="data-pipeline worker counts (default: 0 auto 16)")  # fmt: skip
     options.add_argument("--pipeline-images", type=int, default=512, help="images per pipeline pass (default: 512)")
     options.add_argument("--peak-tflops", type=float, help="the device's bf16 peak, for a device not in the table")
@@ -209,12 +216,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from adapterzoo.progress import transformers_bars_off
 
     dtype = {"bf16": "bfloat16", "fp16": "float16"}.get(args.dtype, args.dtype)
-    workers = tuple(count if count == "auto" else int(count) for count in args.workers)
     with transformers_bars_off():
         results = run_gpu_benchmark(
             device=args.device, size=args.size, dtype=dtype, batch=args.batch, steps=args.steps, methods=args.methods,
-            workers=workers, pipeline_images=args.pipeline_images, peak=args.peak_tflops, output=args.output,
-            progress=args.progress,
+            workers=tuple(args.workers), pipeline_images=args.pipeline_images, peak=args.peak_tflops,
+            output=args.output, progress=args.progress,
         )  # fmt: skip
     print(markdown(results))
     print(f"\nWritten to {args.output}/gpu.json and gpu.md in {results['seconds']:.0f} s.")
