@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from adapterzoo.benchmarks import run_benchmarks
-from adapterzoo.benchmarks.report import END, START
+from adapterzoo.benchmarks import multi, run_benchmarks
+from adapterzoo.benchmarks.report import END, START, multi_adapter_lines
+from adapterzoo.benchmarks.run import save_backbones
+from adapterzoo.benchmarks.shapes import SHAPES
 
 
 def test_the_benchmark_measures_every_method_and_writes_its_reports(zoo_hub_root: Path, tmp_path: Path) -> None:
@@ -44,6 +46,7 @@ def test_the_benchmark_measures_every_method_and_writes_its_reports(zoo_hub_root
     assert (folder / "cost_ratios.png").read_bytes()[:4] == b"\x89PNG"
     table = (folder / "results.md").read_text()
     assert "The data pipeline (JPEG, 500×375" in table and "A training step consumes" in table
+    assert "a batch of 32 mixing 8 adapters" in table
     text = readme.read_text()
     assert "old table" not in text and table.strip() in text and text.endswith("after\n")
 
@@ -68,3 +71,16 @@ def test_without_matplotlib_the_benchmark_is_refused_before_measuring(tmp_path: 
     with pytest.raises(ImportError, match=r'needs matplotlib \(not installed\): pip install "adapterzoo\[bench\]"'):
         run_benchmarks(size="tiny", output=tmp_path / "results", progress=False)
     assert not (tmp_path / "results").exists()
+
+
+def test_the_multi_adapter_section_runs_alone(tmp_path: Path) -> None:
+    backbones = save_backbones("tiny", tmp_path / "backbones")
+    results = {"multi_adapter": multi.mixed_batches(backbones["vit"], SHAPES["tiny"], tmp_path, adapters=3, batch=6,
+                                                    repeats=1)}  # fmt: skip
+    assert set(results["multi_adapter"]) == {"lora (r 8, q v)", "vpt-deep (50)"}
+    for row in results["multi_adapter"].values():
+        assert row["mixed_seconds"] > 0 and row["throughput_ratio"] > 0
+        # The backbone once, and three adapters and heads: far less than three whole models.
+        assert row["shared_backbone_mib"] < row["separate_models_mib"] / 2
+    (line, _) = multi_adapter_lines(results)
+    assert line.startswith("lora (r 8, q v): a batch of 6 mixing 3 adapters runs at ")

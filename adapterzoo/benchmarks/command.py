@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", default="benchmarks/results", help="folder for results.json, results.md, plots")
     parser.add_argument("--readme", help="also write the table into this README between the benchmark markers")
     parser.add_argument("--skip", nargs="*", default=(), choices=("params", "steps", "latency", "overhead", "cache",
-                        "pipeline", "accuracy"), help="sections to leave out")  # fmt: skip
+                        "pipeline", "multi", "accuracy"), help="sections to leave out")  # fmt: skip
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
 
 

@@ -77,6 +77,7 @@ def markdown(results: dict) -> str:
             f"{'with the same' if cache['same_accuracy'] else 'with a DIFFERENT'} accuracy."
         )
     lines += pipeline_lines(results)
+    lines += multi_adapter_lines(results)
     lines.append("")
     lines.append(
         "Accuracy: the ViT rows on the four shapes the pretrained ViT never saw; the CLIP rows the harmonic mean of "
@@ -108,6 +109,20 @@ def pipeline_lines(results: dict) -> list[str]:
         lines.append(
             f"A training step consumes {min(consumed):.0f} to {max(consumed):.0f} images per second, so data loading "
             f"bounds {bound} of {len(consumed)} methods on this machine and compute bounds the rest."
+        )
+    return lines
+
+
+def multi_adapter_lines(results: dict) -> list[str]:
+    """A batch mixing many adapters against one adapter, and one backbone holding them against separate models."""
+    lines = []
+    for label, row in results.get("multi_adapter", {}).items():
+        lines.append(
+            f"{label}: a batch of {row['batch']} mixing {row['adapters']} adapters runs at "
+            f"{row['throughput_ratio']:.2f}× the throughput of the batch on one adapter "
+            f"({row['one_adapter_seconds']:.3f} s → {row['mixed_seconds']:.3f} s); the {row['adapters']} adapters on "
+            f"one backbone hold {row['shared_backbone_mib']:.1f} MiB of weights, {row['adapters']} separate models "
+            f"{row['separate_models_mib']:.1f} MiB."
         )
     return lines
 

@@ -9,7 +9,7 @@ import torch
 import transformers
 from tqdm.auto import tqdm
 
-from adapterzoo.benchmarks import measure, pipeline, report
+from adapterzoo.benchmarks import measure, multi, pipeline, report
 from adapterzoo.benchmarks.command import PLOTTING
 from adapterzoo.benchmarks.shapes import CLIP_CLASSES, NUM_CLASSES, SHAPES, Shape, rows_for
 from adapterzoo.data.tokenizer import builtin_clip_tokenizer
@@ -73,7 +73,7 @@ def run_benchmarks(
     progress: bool = True,
 ) -> dict:
     """Measure and write results; ``size`` is the timing size (tiny, small, base), ``skip`` names sections to leave
-    out ("params", "steps", "latency", "overhead", "cache", "pipeline", "accuracy")."""
+    out ("params", "steps", "latency", "overhead", "cache", "pipeline", "multi", "accuracy")."""
     require_extra("bench", PLOTTING)  # refused now rather than after the measuring, as a README without its block
     if readme is not None:
         find_block(Path(readme), report.START, report.END)  # refused now rather than after the measuring
@@ -161,6 +161,10 @@ def run_benchmarks(
             processor = transformers.AutoImageProcessor.from_pretrained(timed["vit"])
             images = 8 if size == "tiny" else 128
             results["pipeline"] = pipeline.throughput(processor, images=images, batch=batch, device=device)
+        if "multi" not in skip:
+            results["multi_adapter"] = multi.mixed_batches(
+                timed["vit"], SHAPES[size], workdir / "multi", batch=4 * batch, repeats=max(steps, 3), device=device
+            )
         if "accuracy" not in skip:
             scores = measure.accuracy(rows, seeds=seeds, quick=size == "tiny", workdir=workdir, progress=progress)
             for label, score in scores.items():
