@@ -73,6 +73,9 @@ def test_the_dry_run_measures_counts_and_writes_gpu_json_and_the_table(tmp_path:
     assert f"| lora (r 8, q v) | vit | {1000 * lora['step_seconds']:.1f} |" in table
     assert f"| {100 * lora['mfu']:.1f}% |" in table and "| tip-adapter (16 shots) | clip | fit: " in table
     assert "The data pipeline (JPEG, 500×375" in table
+    mixed = results["multi_adapter"]["lora (r 8, q v)"]
+    assert mixed["adapters"] == 8 and mixed["batch"] == 4 and mixed["throughput_ratio"] > 0
+    assert f"a batch of 4 mixing 8 adapters runs at {mixed['throughput_ratio']:.2f}×" in table
 
 
 def test_the_connected_sections_run_when_present_and_are_named_when_missing(monkeypatch) -> None:

@@ -1,7 +1,8 @@
 """The GPU benchmark (``benchmarks/gpu.sh``, ``python -m adapterzoo.benchmarks.gpu``): every installed method's
 training step on ViT-B/16 (CLIP ViT-B/16 for the CLIP methods) in bf16, with step time, images per second, peak
-memory, the step's counted FLOPs and MFU; the data pipeline with 16 workers; and the sections other parts of the
-benchmark provide (`SECTIONS`). Writes ``gpu.json`` and ``gpu.md``.
+memory, the step's counted FLOPs and MFU; the data pipeline with 16 workers; a batch mixing 8 adapters against one
+adapter (`adapterzoo.benchmarks.multi`); and the sections other parts of the benchmark provide (`SECTIONS`). Writes
+``gpu.json`` and ``gpu.md``.
 
 On a GPU each step is measured in this process (the peak memory, ``torch.cuda.max_memory_allocated``, is reset per
 method, and a process per method would spend the run starting CUDA), on the CPU in a process per method (peak RSS),
@@ -22,7 +23,7 @@ import torch
 import transformers
 from tqdm.auto import tqdm
 
-from adapterzoo.benchmarks import flops, measure, pipeline, report
+from adapterzoo.benchmarks import flops, measure, multi, pipeline, report
 from adapterzoo.benchmarks.shapes import SHAPES, Row, rows_for
 from adapterzoo.registry import get_method, list_methods
 
@@ -31,7 +32,6 @@ from adapterzoo.registry import get_method, list_methods
 # "clip": path}). A module this build does not have is reported as such, not an error.
 SECTIONS = {
     "compiled": "adapterzoo.benchmarks.compiled:gpu_section",  # eager against torch.compile per method
-    "mixed_adapters": "adapterzoo.benchmarks.mixed:gpu_section",  # a batch over 8 adapters against one adapter
 }
 
 
@@ -127,6 +127,9 @@ def run_gpu_benchmark(
         processor = transformers.AutoImageProcessor.from_pretrained(backbones["vit"])
         results["pipeline"] = pipeline.throughput(processor, images=pipeline_images, batch=batch, workers=workers,
                                                   device=device)  # fmt: skip
+        with torch.autocast(target.type, dtype=getattr(torch, dtype), enabled=dtype != "float32"):
+            results["multi_adapter"] = multi.mixed_batches(backbones["vit"], shape, Path(folder) / "multi",
+                                                           batch=batch, repeats=steps, device=device)  # fmt: skip
         results.update(connected_sections(backbones, rows, device=device, dtype=dtype, batch=batch, steps=steps))
     results["seconds"] = time.perf_counter() - started
     write(results, Path(output))
@@ -167,7 +170,7 @@ def markdown(results: dict) -> str:
             f"| {label} | {row['backbone']} | {1000 * row['step_seconds']:.1f} | {row['images_per_second']:.0f} | "
             f"{row['peak_memory_mb']:.0f} | {row['flops'] / 1e9:.3g} | {row['tflops_per_second']:.1f} | {mfu} |"
         )
-    lines += ["", *report.pipeline_lines(results)]
+    lines += ["", *report.pipeline_lines(results), *report.multi_adapter_lines(results)]
     for key in SECTIONS:
         if "missing" in results.get(key, {}):
             lines.append(f"Section {key}: not in this build ({results[key]['missing']}).")
