@@ -33,6 +33,18 @@ def test_a_training_steps_flops_equal_the_count_by_hand(input_needs_grad: bool) 
     assert flops.count_flops(step) == expected
 
 
+def test_fused_attention_counts_what_its_matrix_products_do() -> None:
+    batch, heads, length, width = 2, 3, 16, 8
+    query, key, value = (torch.randn(batch, heads, length, width, requires_grad=True) for _ in range(3))
+
+    def step() -> None:
+        torch.nn.functional.scaled_dot_product_attention(query, key, value).sum().backward()
+
+    # Each product is 2·B·H·S²·D. Forward: Q·Kᵀ and A·V; backward, as PyTorch counts CUDA's fused kernels: Q·Kᵀ again
+    # (the kernel recomputes it rather than keep A), then dV, dA, dQ and dK.
+    assert flops.count_flops(step) == (2 + 5) * 2 * batch * heads * length**2 * width
+
+
 def test_known_devices_have_their_dense_bf16_peak_and_others_none() -> None:
     assert flops.peak_tflops("NVIDIA H200") == 989.5
     assert flops.peak_tflops("NVIDIA H100 80GB HBM3") == 989.5

@@ -1,16 +1,18 @@
 """FLOPs of a training step and the model FLOPs utilisation (MFU) they imply on a device.
 
 The FLOPs are counted, not estimated: `torch.utils.flop_counter.FlopCounterMode` adds up the matrix products,
-convolutions and attention that one step dispatches (forward and backward; a frozen layer's backward computes no
-weight gradient, so a parameter-efficient step counts less than full fine-tuning's). MFU is that count per second
-against the device's dense bf16 peak, which comes from a small table of known devices (or is given).
+convolutions and attention (fused kernels too, on CUDA and the CPU) that one step dispatches, forward and backward:
+a frozen layer's backward computes no weight gradient, so a parameter-efficient step counts less than full
+fine-tuning's. MFU is that count per second against the device's dense bf16 peak, which comes from a small table of
+known devices (or is given).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from torch.utils.flop_counter import FlopCounterMode
+import torch
+from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
 # Dense (no sparsity) bf16 tensor-core peaks in TFLOP/s, from the vendors' data sheets, by a name fragment of
 # `torch.cuda.get_device_name`; the first fragment that the name contains wins, so the specific ones come first.
@@ -29,9 +31,24 @@ def peak_tflops(device_name: str) -> float | None:
     return next((peak for fragment, peak in BF16_PEAK_TFLOPS if fragment in device_name), None)
 
 
+def _cpu_attention(query, key, value, *args, out_shape=None, **kwargs) -> int:
+    return sdpa_flop_count(query, key, value)
+
+
+def _cpu_attention_backward(grad_out, query, key, value, *args, out_shape=None, **kwargs) -> int:
+    return sdpa_backward_flop_count(grad_out, query, key, value)
+
+
+# PyTorch counts the CUDA attention kernels but not the CPU's fused one: the same formulas, for the CPU's ops.
+CPU_ATTENTION = {
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention,
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_attention_backward,
+}
+
+
 def count_flops(step: Callable[[], object]) -> int:
     """The floating-point operations one call of ``step`` dispatches (a multiply-add counts two)."""
-    with FlopCounterMode(display=False) as counter:
+    with FlopCounterMode(display=False, custom_mapping=CPU_ATTENTION) as counter:
         step()
     return counter.get_total_flops()
 
