@@ -54,9 +54,8 @@ class AdapterPool:
         self._lock = threading.RLock()
 
     def adapters(self) -> list[LoadedAdapter]:
-        """The loaded adapters, in the order they were loaded."""
-        with self._lock:
-            return list(self._adapters.values())
+        """The loaded adapters, in the order they were loaded (without waiting for a load or a batch under way)."""
+        return list(self._adapters.values())
 
     def load(self, ref: str, *, local: bool = False) -> LoadedAdapter:
         """The adapter ``ref`` names (a Hub repo id; with ``local``, also a saved folder), loaded on first use."""
