@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU benchmark on a bare machine with Python >= 3.10 and this repository (under 8 minutes on one H200): every
+# The GPU benchmark on a bare machine with Python >= 3.10 and this repository (sized for 8 minutes on one H200): every
 # method's bf16 training step on ViT-B/16 (CLIP ViT-B/16 for the CLIP methods), step time, images/s, peak memory, MFU,
 # and the data pipeline with 16 workers. Writes benchmarks/results/gpu.json and gpu.md. Options pass through to
 # `python -m adapterzoo.benchmarks.gpu` (--help lists them; e.g. --methods lora vpt, --peak-tflops 989.5).
