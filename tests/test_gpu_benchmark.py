@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from adapterzoo.benchmarks import flops, gpu
+from adapterzoo.benchmarks.shapes import SHAPES, Row
 
 
 @pytest.mark.parametrize("input_needs_grad", [False, True])
@@ -59,7 +60,7 @@ def test_the_dry_run_measures_counts_and_writes_gpu_json_and_the_table(tmp_path:
     output = tmp_path / "results"
     argv = ["--device", "cpu", "--size", "tiny", "--batch", "4", "--steps", "1", "--workers", "0",
             "--pipeline-images", "4", "--peak-tflops", "2", "--methods", "linear-probe", "full", "lora", "coop",
-            "tip-adapter", "--output", str(output), "--no-progress"]  # fmt: skip
+            "tip-adapter", "--compiled", "--output", str(output), "--no-progress"]  # fmt: skip
     assert gpu.main(argv) == 0
     results = json.loads((output / "gpu.json").read_text())
     rows = results["methods"]
@@ -77,7 +78,7 @@ def test_the_dry_run_measures_counts_and_writes_gpu_json_and_the_table(tmp_path:
     assert rows["coop (16)"]["backbone"] == "clip" and rows["lora (r 8, q v)"]["backbone"] == "vit"
     assert results["settings"]["peak_source"] == "given: 2.0 TFLOP/s"
     assert set(results["pipeline"]["JPEG"]["images_per_second"]) == {"0"}
-    assert set(gpu.SECTIONS) <= set(results)
+    assert "compiled" in results  # with no rows to compile (compiling costs CI too much; tested on its own below)
     table = (output / "gpu.md").read_text()
     assert "MFU against given: 2.0 TFLOP/s." in table
     assert table.strip() in capsys.readouterr().out
@@ -90,16 +91,20 @@ def test_the_dry_run_measures_counts_and_writes_gpu_json_and_the_table(tmp_path:
     assert f"a batch of 4 mixing 8 adapters runs at {mixed['throughput_ratio']:.2f}×" in table
 
 
-def test_the_connected_sections_run_when_present_and_are_named_when_missing(monkeypatch) -> None:
-    section = types.ModuleType("fake_section")
-    section.measure = lambda backbones, rows, **settings: {"backbones": backbones, "rows": rows, **settings}
-    monkeypatch.setitem(sys.modules, "fake_section", section)
-    monkeypatch.setattr(gpu, "SECTIONS", {"present": "fake_section:measure", "absent": "no_such_module:measure"})
-    results = gpu.connected_sections({"vit": Path("v")}, [], device="cpu", batch=2)
-    assert results == {
-        "present": {"backbones": {"vit": Path("v")}, "rows": [], "device": "cpu", "batch": 2},
-        "absent": {"missing": "no_such_module"},
-    }
+def test_the_compiled_section_compares_each_row_where_the_build_has_it(monkeypatch) -> None:
+    calls = []
+    compiled = types.ModuleType(gpu.COMPILED)
+    compiled.DEFAULT_BACKEND = "inductor"
+    compiled.compare = lambda row, backbone, shape, **settings: calls.append((row.label, backbone, shape, settings))
+    rows = [Row("lora", "lora"), Row("coop", "coop", clip=True)]
+    backbones = {"vit": Path("v"), "clip": Path("c")}
+    monkeypatch.setitem(sys.modules, gpu.COMPILED, compiled)
+    results = gpu.compiled_section(rows, backbones, "tiny", device="cpu", dtype="bfloat16", batch=2, repeats=1)
+    settings = {"device": "cpu", "dtype": "bfloat16", "batch": 2, "repeats": 1}
+    assert calls == [("lora", Path("v"), SHAPES["tiny"], settings), ("coop", Path("c"), SHAPES["tiny"], settings)]
+    assert results["settings"] == {**settings, "size": "tiny", "backend": "inductor"}
+    monkeypatch.setitem(sys.modules, gpu.COMPILED, None)  # what a build without the module looks like to import
+    assert gpu.compiled_section(rows, backbones, "tiny", device="cpu") == {"missing": gpu.COMPILED}
 
 
 def test_an_unknown_method_or_worker_count_is_refused(capsys) -> None:

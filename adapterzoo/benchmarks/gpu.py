@@ -1,8 +1,8 @@
 """The GPU benchmark (``benchmarks/gpu.sh``, ``python -m adapterzoo.benchmarks.gpu``): every installed method's
 training step on ViT-B/16 (CLIP ViT-B/16 for the CLIP methods) in bf16, with step time, images per second, peak
 memory, the step's counted FLOPs and MFU; the data pipeline with 16 workers; a batch mixing 8 adapters against one
-adapter (`adapterzoo.benchmarks.multi`); and the sections other parts of the benchmark provide (`SECTIONS`). Writes
-``gpu.json`` and ``gpu.md``.
+adapter (`adapterzoo.benchmarks.multi`); and eager against ``torch.compile`` for a few methods
+(`adapterzoo.benchmarks.compiled`, where the build has it). Writes ``gpu.json`` and ``gpu.md``.
 
 On a GPU each step is measured in this process (the peak memory, ``torch.cuda.max_memory_allocated``, is reset per
 method, and a process per method would spend the run starting CUDA), on the CPU in a process per method (peak RSS),
@@ -18,6 +18,7 @@ import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 import transformers
@@ -27,12 +28,9 @@ from adapterzoo.benchmarks import flops, measure, multi, pipeline, report
 from adapterzoo.benchmarks.shapes import SHAPES, Row, rows_for
 from adapterzoo.registry import get_method, list_methods
 
-# Sections that other parts of the benchmark provide, by their key in gpu.json: "module:function", called as
-# ``function(backbones, rows, *, device=..., dtype=..., batch=..., steps=...) -> dict`` (``backbones``: {"vit": path,
-# "clip": path}). A module this build does not have is reported as such, not an error.
-SECTIONS = {
-    "compiled": "adapterzoo.benchmarks.compiled:gpu_section",  # eager against torch.compile per method
-}
+COMPILED = "adapterzoo.benchmarks.compiled"
+# Compiling takes about a minute per row and mode, so the GPU run compiles a few methods' rows by default.
+COMPILED_METHODS = ("lora", "vpt", "coop")
 
 
 def select_rows(rows: list[Row], methods: Sequence[str] | None) -> list[Row]:
@@ -59,20 +57,21 @@ def resolve_peak(device: str, given: float | None) -> tuple[float | None, str]:
     return peak, f"{name}'s dense bf16 peak, {peak} TFLOP/s"
 
 
-def connected_sections(backbones: dict[str, Path], rows: list[Row], **settings: object) -> dict:
-    """Run each of `SECTIONS` that this build has; one it lacks is recorded as ``{"missing": module}``."""
-    results = {}
-    for key, target in SECTIONS.items():
-        module_name, function = target.split(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name != module_name:
-                raise
-            results[key] = {"missing": module_name}
-            continue
-        results[key] = getattr(module, function)(backbones, rows, **settings)
-    return results
+def compiled_section(rows: list[Row], backbones: dict[str, Path], size: str, **settings: Any) -> dict:
+    """Eager against compiled training step and inference per row (`adapterzoo.benchmarks.compiled.compare`, with
+    ``settings``: device, dtype, batch, repeats), in that module's results format; ``{"missing": module}`` where this
+    build lacks it."""
+    try:
+        compiled = importlib.import_module(COMPILED)
+    except ModuleNotFoundError as error:
+        if error.name != COMPILED:
+            raise
+        return {"missing": COMPILED}
+    methods = {
+        row.label: compiled.compare(row, backbones["clip" if row.clip else "vit"], SHAPES[size], **settings)
+        for row in rows
+    }
+    return {"settings": {**settings, "size": size, "backend": compiled.DEFAULT_BACKEND}, "methods": methods}
 
 
 def run_gpu_benchmark(
@@ -83,6 +82,7 @@ def run_gpu_benchmark(
     batch: int = 128,
     steps: int = 10,
     methods: Sequence[str] | None = None,
+    compiled_methods: Sequence[str] = COMPILED_METHODS,
     workers: tuple[int | str, ...] = (0, "auto", 16),
     pipeline_images: int = 512,
     peak: float | None = None,
@@ -90,7 +90,7 @@ def run_gpu_benchmark(
     progress: bool = True,
 ) -> dict:
     """Measure as the module says and write ``gpu.json`` and ``gpu.md`` into ``output``; ``peak`` (TFLOP/s) overrides
-    the table of known devices."""
+    the table of known devices; ``compiled_methods`` (of those measured) are also compiled."""
     from adapterzoo.benchmarks.run import save_backbones  # the random-weight backbones of the main benchmark
 
     target = torch.device(device)
@@ -130,7 +130,9 @@ def run_gpu_benchmark(
         with torch.autocast(target.type, dtype=getattr(torch, dtype), enabled=dtype != "float32"):
             results["multi_adapter"] = multi.mixed_batches(backbones["vit"], shape, Path(folder) / "multi",
                                                            batch=batch, repeats=steps, device=device)  # fmt: skip
-        results.update(connected_sections(backbones, rows, device=device, dtype=dtype, batch=batch, steps=steps))
+        to_compile = [row for row in rows if row.method in compiled_methods]
+        results["compiled"] = compiled_section(to_compile, backbones, size, device=device, dtype=dtype, batch=batch,
+                                               repeats=steps)  # fmt: skip
     results["seconds"] = time.perf_counter() - started
     write(results, Path(output))
     return results
@@ -171,9 +173,11 @@ def markdown(results: dict) -> str:
             f"{row['peak_memory_mb']:.0f} | {row['flops'] / 1e9:.3g} | {row['tflops_per_second']:.1f} | {mfu} |"
         )
     lines += ["", *report.pipeline_lines(results), *report.multi_adapter_lines(results)]
-    for key in SECTIONS:
-        if "missing" in results.get(key, {}):
-            lines.append(f"Section {key}: not in this build ({results[key]['missing']}).")
+    compiled = results.get("compiled", {})
+    if "missing" in compiled:
+        lines.append(f"Eager against compiled: not in this build ({compiled['missing']}).")
+    elif compiled.get("methods"):
+        lines += ["", importlib.import_module(COMPILED).markdown(compiled)]
     return "\n".join(lines)
 
 
@@ -204,6 +208,8 @@ def parser() -> argparse.ArgumentParser:
     options.add_argument("--batch", type=int, default=128, help="images per step (default: 128)")
     options.add_argument("--steps", type=int, default=10, help="timed steps per method after a warm-up (default: 10)")
     options.add_argument("--methods", nargs="+", help="only these methods (default: every installed one)")
+    options.add_argument("--compiled", nargs="*", default=list(COMPILED_METHODS), metavar="METHOD",
+                         help="methods also timed compiled (default: lora vpt coop; none if empty)")  # fmt: skip
     options.add_argument("--workers", nargs="+", type=worker_count, default=[0, "auto", 16],
                          help="data-pipeline worker counts (default: 0 auto 16)")  # fmt: skip
     options.add_argument("--pipeline-images", type=int, default=512, help="images per pipeline pass (default: 512)")
@@ -222,8 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with transformers_bars_off():
         results = run_gpu_benchmark(
             device=args.device, size=args.size, dtype=dtype, batch=args.batch, steps=args.steps, methods=args.methods,
-            workers=tuple(args.workers), pipeline_images=args.pipeline_images, peak=args.peak_tflops,
-            output=args.output, progress=args.progress,
+            compiled_methods=args.compiled, workers=tuple(args.workers), pipeline_images=args.pipeline_images,
+            peak=args.peak_tflops, output=args.output, progress=args.progress,
         )  # fmt: skip
     print(markdown(results))
     print(f"\nWritten to {args.output}/gpu.json and gpu.md in {results['seconds']:.0f} s.")
