@@ -29,7 +29,7 @@ from adapterzoo.benchmarks.shapes import SHAPES, Row, rows_for
 from adapterzoo.registry import get_method, list_methods
 
 COMPILED = "adapterzoo.benchmarks.compiled"
-# Compiling takes about a minute per row and mode, so the GPU run compiles a few methods' rows by default.
+# Each row compiles its training step and its inference, which is slow: by default the GPU run compiles a few rows.
 COMPILED_METHODS = ("lora", "vpt", "coop")
 
 
