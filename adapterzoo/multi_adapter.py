@@ -6,8 +6,9 @@ in its tuner's per-adapter containers; each keeps its own labels (or CLIP class 
 mixed batch is grouped by adapter and each group runs with its adapter active, its logits scattered back into the
 batch's order: exact for every method, since each example computes what it computes alone. The LoRA family goes
 further: its backbone runs the whole batch at once through PEFT's own mixed batch (``adapter_names=``, a per-example
-LoRA in every layer), and only the heads (or CLIP's class texts) run per group, on the features. Logits are as wide
-as the widest label set in the batch; an example's columns past its adapter's labels are ``-inf`` (probability 0).
+LoRA in every layer; DoRA excepted, which PEFT cannot mix), and only the heads (or CLIP's class texts) run per
+group, on the features. Logits are as wide as the widest label set in the batch; an example's columns past its
+adapter's labels are ``-inf`` (probability 0).
 """
 
 from __future__ import annotations
@@ -189,6 +190,13 @@ def check_adapter_names(model: AdapterModel, adapter_names: Sequence[str], batch
     return names
 
 
+def _mixes_in_layers(model: AdapterModel, names: Sequence[str]) -> bool:
+    """Whether PEFT's mixed batch serves these adapters: LoRA's, without DoRA (which PEFT refuses to mix)."""
+    configs = model.peft_model.peft_config
+    lora = isinstance(model.peft_model.base_model, LoraModel)
+    return lora and not any(getattr(configs[name], "use_dora", False) for name in set(names))
+
+
 def mixed_forward(
     model: AdapterModel,
     adapter_names: Sequence[str],
@@ -201,7 +209,7 @@ def mixed_forward(
     names = check_adapter_names(model, adapter_names, inputs.shape[0])
     if model.training:
         raise ValueError("adapter_names mixes adapters at inference: call model.eval() first.")
-    if features is None and isinstance(model.peft_model.base_model, LoraModel):
+    if features is None and _mixes_in_layers(model, names):
         with model.peft_model._enable_peft_forward_hooks(adapter_names=names):
             features = model.task_model.encode(pixel_values)
         pixel_values = None

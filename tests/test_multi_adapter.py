@@ -35,7 +35,10 @@ def _kind(method: str) -> str:
 
 
 CASES = [pytest.param(m, v, _kind(m), id=f"{row_label(m, v)}-{_kind(m)}") for m, v in rows()]
-CASES.append(pytest.param("lora", {}, "clip", id="lora-clip"))
+CASES += [
+    pytest.param("lora", {}, "clip", id="lora-clip"),
+    pytest.param("lora", {"use_dora": True}, "vit", id="dora-vit"),  # PEFT cannot mix DoRA: grouped
+]
 
 
 def _perturb(model: AdapterModel, seed: int) -> None:

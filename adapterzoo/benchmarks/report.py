@@ -53,6 +53,8 @@ def markdown(results: dict) -> str:
         "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for label, row in results["methods"].items():
+        if "file_bytes" not in row:  # the parameters section was skipped: no row to show
+            continue
         formula = {True: "✓", False: "✗", None: "—"}[row.get("matches_formula")]
         size = row["file_bytes"] / 2**20
         accuracy = row.get("accuracy")
