@@ -91,6 +91,28 @@ def test_the_dry_run_measures_counts_and_writes_gpu_json_and_the_table(tmp_path:
     assert f"a batch of 4 mixing 8 adapters runs at {mixed['throughput_ratio']:.2f}×" in table
 
 
+def test_a_failing_row_or_section_is_recorded_and_the_run_goes_on(tmp_path: Path, monkeypatch) -> None:
+    measured = gpu.measure.training_step
+
+    def training_step(row, *args, **kwargs):
+        if row.method == "full":
+            raise RuntimeError("CUDA out of memory")
+        return measured(row, *args, **kwargs)
+
+    def mixed_batches(*args, **kwargs):
+        raise ValueError("no adapters")
+
+    monkeypatch.setattr(gpu.measure, "training_step", training_step)
+    monkeypatch.setattr(gpu.multi, "mixed_batches", mixed_batches)
+    results = gpu.run_gpu_benchmark(device="cpu", size="tiny", batch=2, steps=1, methods=["linear-probe", "full"],
+                                    compiled_methods=(), workers=(0,), pipeline_images=2, output=tmp_path,
+                                    progress=False)  # fmt: skip
+    assert results["errors"] == {"full": "RuntimeError: CUDA out of memory", "multi_adapter": "ValueError: no adapters"}
+    assert list(results["methods"]) == ["linear-probe"] and "multi_adapter" not in results and results["pipeline"]
+    table = (tmp_path / "gpu.md").read_text()
+    assert "Failed: full: RuntimeError: CUDA out of memory" in table and "| linear-probe | vit |" in table
+
+
 def test_the_compiled_section_compares_each_row_where_the_build_has_it(monkeypatch) -> None:
     calls = []
     compiled = types.ModuleType(gpu.COMPILED)

@@ -16,9 +16,10 @@ import gc
 import importlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import transformers
@@ -28,6 +29,7 @@ from adapterzoo.benchmarks import flops, measure, multi, pipeline, report
 from adapterzoo.benchmarks.shapes import SHAPES, Row, rows_for
 from adapterzoo.registry import get_method, list_methods
 
+T = TypeVar("T")
 COMPILED = "adapterzoo.benchmarks.compiled"
 # Each row compiles its training step and its inference, which is slow: by default the GPU run compiles a few rows.
 COMPILED_METHODS = ("lora", "vpt", "coop")
@@ -111,31 +113,53 @@ def run_gpu_benchmark(
         },
         "methods": {},
     }
+    errors: dict[str, str] = {}
     started = time.perf_counter()
     with measure.temporary_folder() as folder:
         backbones = save_backbones(size, Path(folder))
         for row in tqdm(rows, desc="training steps", disable=not progress):
             kind = "clip" if row.clip else "vit"
-            step = measure.training_step(
-                row, backbones[kind], shape, device=device, dtype=dtype, batch=batch,
+            step = attempt(errors, row.label, partial(
+                measure.training_step, row, backbones[kind], shape, device=device, dtype=dtype, batch=batch,
                 steps=steps, isolated=target.type == "cpu" and size != "tiny", flops=True,
-            )  # fmt: skip
-            results["methods"][row.label] = {"backbone": kind, **step, **rates(step, batch, peak_value)}
+            ))  # fmt: skip
+            if step is not None:
+                results["methods"][row.label] = {"backbone": kind, **step, **rates(step, batch, peak_value)}
             if target.type == "cuda":
                 gc.collect()  # the model's reference cycles, so that its memory returns to the device
                 torch.cuda.empty_cache()
         processor = transformers.AutoImageProcessor.from_pretrained(backbones["vit"])
-        results["pipeline"] = pipeline.throughput(processor, images=pipeline_images, batch=batch, workers=workers,
-                                                  device=device)  # fmt: skip
-        with torch.autocast(target.type, dtype=getattr(torch, dtype), enabled=dtype != "float32"):
-            results["multi_adapter"] = multi.mixed_batches(backbones["vit"], shape, Path(folder) / "multi",
-                                                           batch=batch, repeats=steps, device=device)  # fmt: skip
-        to_compile = [row for row in rows if row.method in compiled_methods]
-        results["compiled"] = compiled_section(to_compile, backbones, size, device=device, dtype=dtype, batch=batch,
-                                               repeats=steps)  # fmt: skip
+
+        def mixed_batches() -> dict:
+            with torch.autocast(target.type, dtype=getattr(torch, dtype), enabled=dtype != "float32"):
+                return multi.mixed_batches(backbones["vit"], shape, Path(folder) / "multi", batch=batch,
+                                           repeats=steps, device=device)  # fmt: skip
+
+        sections = {
+            "pipeline": partial(pipeline.throughput, processor, images=pipeline_images, batch=batch, workers=workers,
+                                device=device),
+            "multi_adapter": mixed_batches,
+            "compiled": partial(compiled_section, [row for row in rows if row.method in compiled_methods], backbones,
+                                size, device=device, dtype=dtype, batch=batch, repeats=steps),
+        }  # fmt: skip
+        for key, section in sections.items():
+            measured = attempt(errors, key, section)
+            if measured is not None:
+                results[key] = measured
+    results["errors"] = errors
     results["seconds"] = time.perf_counter() - started
     write(results, Path(output))
     return results
+
+
+def attempt(errors: dict[str, str], key: str, measurement: Callable[[], T]) -> T | None:
+    """``measurement()``; if it fails, None, and its error recorded under ``key``: on a rented GPU one failure costs
+    its row, not the run."""
+    try:
+        return measurement()
+    except Exception as error:  # whatever fails in one measurement
+        errors[key] = f"{type(error).__name__}: {error}"[:500]
+        return None
 
 
 def rates(step: dict, batch: int, peak: float | None) -> dict:
@@ -173,6 +197,7 @@ def markdown(results: dict) -> str:
             f"{row['peak_memory_mb']:.0f} | {row['flops'] / 1e9:.3g} | {row['tflops_per_second']:.1f} | {mfu} |"
         )
     lines += ["", *report.pipeline_lines(results), *report.multi_adapter_lines(results)]
+    lines += [f"Failed: {key}: {error}" for key, error in results.get("errors", {}).items()]
     compiled = results.get("compiled", {})
     if "missing" in compiled:
         lines.append(f"Eager against compiled: not in this build ({compiled['missing']}).")
