@@ -312,6 +312,25 @@ def _print_recipe(method: str) -> int:
     return 0
 
 
+@_without_transformers_bars
+def _serve(args: argparse.Namespace) -> int:
+    from adapterzoo.environment import require_extra
+
+    require_extra("serve", "Serving over HTTP")
+    import uvicorn
+
+    from adapterzoo.serving import AdapterPool
+    from adapterzoo.serving.app import create_app
+
+    pool = AdapterPool(backbone=args.backbone, max_adapters=args.max_adapters, max_models=args.max_models,
+                       device=args.device)  # fmt: skip
+    for ref in args.adapter:
+        pool.load(ref, local=True)
+    app = create_app(pool, max_images=args.max_images, max_body_bytes=args.max_body_size)
+    uvicorn.run(app, host=args.host, port=args.port)
+    return 0
+
+
 def _hub_serve(args: argparse.Namespace) -> int:
     from adapterzoo.hub import HubSettings, serve
     from adapterzoo.hub.users import UsersFileError, load_accounts
@@ -467,6 +486,33 @@ def build_parser(help_method: str | None = None) -> argparse.ArgumentParser:
 
     add_arguments(bench)
     bench.set_defaults(run=_bench)
+
+    serve = commands.add_parser(
+        "serve",
+        help='classify images over HTTP through many adapters on one backbone (pip install "adapterzoo[serve]")',
+        description="Serve image classification over HTTP (FastAPI, uvicorn) through adapters of one backbone, loaded "
+        "from the Hub by repo id on first use (HF_ENDPOINT picks the Hub). POST /classify takes JSON "
+        '{"inputs": [{"image": BASE64, "adapter": REPO_ID}, ...], "top_k": 1}; GET /adapters lists the loaded '
+        "adapters, POST /adapters loads one, GET /health answers. The routes' documentation is at /docs.",
+    )
+    serve.add_argument("--backbone", help="the Hub id of the backbone served (default: the first adapter's)")
+    serve.add_argument(
+        "--adapter",
+        action="append",
+        default=[],
+        metavar="FOLDER_OR_REPO_ID",
+        help="an adapter to load at start (repeat for several); clients name a folder's by its path",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080)")
+    serve.add_argument("--device", default="cpu", help="where the models run: cpu, cuda, cuda:1 (default: cpu)")
+    serve.add_argument("--max-adapters", type=int, default=16, help="adapters held at most (default: 16)")
+    serve.add_argument("--max-models", type=int, default=2,
+                       help="methods held at most, each on a copy of the backbone (default: 2)")  # fmt: skip
+    serve.add_argument("--max-images", type=int, default=64, help="images per request at most (default: 64)")
+    serve.add_argument("--max-body-size", type=_size, default="32MiB",
+                       help="largest request body accepted, e.g. 64MB (default: 32MiB)")  # fmt: skip
+    serve.set_defaults(run=_serve)
 
     hub = commands.add_parser("hub", help="the embedded Hub-compatible server")
     hub_commands = hub.add_subparsers(dest="hub_command", required=True)

@@ -17,6 +17,7 @@ EXTRAS = {
     "bench": ("matplotlib",),
     "tensorboard": ("tensorboard",),
     "onnx": ("onnx", "onnxruntime", "onnxscript"),
+    "serve": ("fastapi", "uvicorn"),
 }
 
 

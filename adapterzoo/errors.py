@@ -63,6 +63,10 @@ class UnknownAdapterError(AdapterZooError, ValueError):
     """An adapter name that the model has not loaded."""
 
 
+class AdapterLimitError(AdapterZooError, RuntimeError):
+    """A server holds its maximum of adapters (or of methods, each on a copy of the backbone) and loads no more."""
+
+
 class NonFiniteError(AdapterZooError, FloatingPointError):
     """A loss, gradient or weight is NaN or infinite: training stops, and such weights are never saved."""
 

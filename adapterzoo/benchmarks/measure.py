@@ -59,15 +59,25 @@ def parameters_and_size(row: Row, backbone: Path, shape: Shape, classes: int, wo
 
 
 def training_step(
-    row: Row, backbone: Path, shape: Shape, *, device: str, dtype: str, batch: int, steps: int, isolated: bool = True
+    row: Row,
+    backbone: Path,
+    shape: Shape,
+    *,
+    device: str,
+    dtype: str,
+    batch: int,
+    steps: int,
+    isolated: bool = True,
+    flops: bool = False,
 ) -> dict:
     """Seconds per training step and peak memory, measured in a fresh process (see `worker`); not ``isolated``, in
-    this one (quick, for tests: the peak memory is then this process's so far). A fitted method (GDA, Tip-Adapter)
-    has no step: its fit is measured instead (``fit_seconds``, also reported as ``step_seconds``)."""
+    this one (quick, for tests: the peak memory is then this process's so far); with ``flops``, also one step's
+    counted FLOPs. A fitted method (GDA, Tip-Adapter) has no step: its fit is measured instead (``fit_seconds``, also
+    reported as ``step_seconds``)."""
     fitted = bool(getattr(get_method(row.method).config_cls, "fitted", False))
     spec = {"method": row.method, "options": row.options, "clip": row.clip, "backbone": str(backbone),
             "device": device, "dtype": dtype, "batch": batch, "steps": steps, "image": shape.image,
-            "fit": fitted}  # fmt: skip
+            "fit": fitted, "flops": flops}  # fmt: skip
     if not isolated:
         return measure(spec)
     command = [sys.executable, "-m", "adapterzoo.benchmarks.worker", json.dumps(spec)]

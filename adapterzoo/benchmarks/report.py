@@ -79,7 +79,7 @@ def markdown(results: dict) -> str:
             f"({cache['uncached_seconds']:.1f} s → {cache['cached_seconds']:.1f} s), "
             f"{'with the same' if cache['same_accuracy'] else 'with a DIFFERENT'} accuracy."
         )
-    lines += _pipeline_lines(results)
+    lines += pipeline_lines(results)
     lines += multi_adapter_lines(results)
     lines.append("")
     lines.append(
@@ -90,7 +90,7 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-def _pipeline_lines(results: dict) -> list[str]:
+def pipeline_lines(results: dict) -> list[str]:
     """The data pipeline's images per second beside what the training steps consume, and which bounds a run."""
     pipeline = results.get("pipeline")
     if not pipeline:

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from adapterzoo.auto import AutoAdapter
+from adapterzoo.benchmarks.flops import count_flops
 from adapterzoo.data.builtin import SHAPES, builtin_dataset
 from adapterzoo.training.fit import fit
 
@@ -53,7 +54,8 @@ def peak_mb(device: torch.device) -> float:
 
 
 def measure_step(spec: dict) -> dict:
-    """Train ``spec['steps']`` steps (after one warm-up) of ``spec['method']`` at ``spec['batch']`` on random data."""
+    """Train ``spec['steps']`` steps (after one warm-up) of ``spec['method']`` at ``spec['batch']`` on random data;
+    with ``spec['flops']``, also count one more (untimed) step's FLOPs (`flops.count_flops`)."""
     device, dtype = torch.device(spec["device"]), getattr(torch, spec["dtype"])
     torch.manual_seed(0)
     task = "clip-classification" if spec["clip"] else "image-classification"
@@ -75,6 +77,7 @@ def measure_step(spec: dict) -> dict:
             optimizer.step()
 
     step()
+    counted = {"flops": count_flops(step)} if spec.get("flops") else {}
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     started = time.perf_counter()
@@ -82,7 +85,8 @@ def measure_step(spec: dict) -> dict:
         step()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    return {"step_seconds": (time.perf_counter() - started) / spec["steps"], "peak_memory_mb": peak_mb(device)}
+    seconds = (time.perf_counter() - started) / spec["steps"]
+    return {"step_seconds": seconds, "peak_memory_mb": peak_mb(device), **counted}
 
 
 def measure_fit(spec: dict) -> dict:
