@@ -392,7 +392,7 @@ class AutoAdapter:
         backbone_revision: str | None = None,
         is_trainable: bool = False,
         adapter_name: str = "default",
-        compile: bool = False,
+        compile: bool | str = False,
         **options: Any,
     ) -> AdapterModel:
         """Rebuild backbone, adapter and head from a saved adapter: a local folder, or a Hub repo id.
@@ -409,7 +409,7 @@ class AutoAdapter:
         them (`adapterzoo.pattern_check`), and the labels against the head's size before the head is built. An
         adapter that PEFT itself saved for a transformers image-classification model (no zoo record) is imported
         (`adapterzoo.peft_interop`); both the zoo's layout and the PEFT-native one (`adapterzoo.transformers_layout`)
-        load. ``compile=True`` returns it compiled for prediction (`AdapterModel.compile` with its defaults).
+        load. ``compile=True`` (or a backend's name) returns it compiled for prediction (`AdapterModel.compile`).
         """
         loading = LoadingOptions.of(options, caller="AutoAdapter.from_pretrained")
         if is_hub_id(name_or_path):
@@ -461,7 +461,9 @@ class AutoAdapter:
             datasets=record.datasets,
         )
         adapter_model.train(is_trainable)
-        return adapter_model.compile() if compile else adapter_model
+        if not compile:
+            return adapter_model
+        return adapter_model.compile() if compile is True else adapter_model.compile(backend=compile)
 
 
 def _as_batch(images: Any) -> tuple[list, bool]:

@@ -26,8 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip", nargs="*", default=(), choices=("params", "steps", "latency", "overhead", "cache",
                         "pipeline", "accuracy"), help="sections to leave out")  # fmt: skip
     parser.add_argument("--only", choices=("compile",),
-                        help="run only this section, which the full run leaves out: compile (eager against torch.compile "
-                        "per method; its own JSON, Markdown and README block)")  # fmt: skip
+                        help="run only this section, which the full run leaves out: compile (eager against "
+                        "torch.compile per method; its own JSON, Markdown and README block)")  # fmt: skip
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
 
 
