@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 from torch._dynamo.utils import counters
 
 from adapterzoo import AutoAdapter, evaluate, train
+from adapterzoo.benchmarks import compiled as compiled_benchmark
 from adapterzoo.compiling import prepare_to_compile
 from adapterzoo.errors import CompileError
 from adapterzoo.registry import get_method
@@ -185,3 +186,20 @@ def test_a_loaded_adapter_compiles_for_prediction(one_layer_path, tmp_path) -> N
     torch.testing.assert_close(scores, torch.tensor([[p["score"] for p in row] for row in expected]))
     assert counters["stats"]["unique_graphs"] == 1  # predict ran the compiled forward
     assert compiled.state_dict().keys() == eager.state_dict().keys()  # names unchanged: no _orig_mod
+
+
+def test_the_compile_benchmark_times_eager_and_compiled_and_writes_its_block(tmp_path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Title\n\n{compiled_benchmark.START}\nold\n{compiled_benchmark.END}\n")
+    results = compiled_benchmark.run_compile_benchmark(
+        size="tiny", methods=("linear-probe",), backend="aot_eager", repeats=1, output=tmp_path / "out", readme=readme,
+        progress=False,
+    )  # fmt: skip
+    assert set(results["methods"]) == {"linear-probe"}
+    for row in results["methods"].values():
+        for timed in (row["step"], row["inference"]):
+            assert timed["ratio"] == timed["compiled_seconds"] / timed["eager_seconds"] > 0
+    table = (tmp_path / "out" / "compile.md").read_text()
+    assert "| linear-probe | " in table and "(aot_eager)" in table
+    assert json.loads((tmp_path / "out" / "compile.json").read_text())["settings"]["backend"] == "aot_eager"
+    assert "old" not in readme.read_text() and table.strip() in readme.read_text()

@@ -28,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", choices=("compile",),
                         help="run only this section, which the full run leaves out: compile (eager against "
                         "torch.compile per method; its own JSON, Markdown and README block)")  # fmt: skip
+    parser.add_argument("--methods", nargs="+", help="with --only compile: these methods' rows only (default: all)")
+    parser.add_argument("--compile-backend", default="inductor", help="with --only compile: the torch.compile backend")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
 
 
@@ -45,6 +47,7 @@ def main(args: argparse.Namespace) -> int:
         with transformers_bars_off():
             results = run_compile_benchmark(
                 size=args.size, device=args.device, dtype=dtype, batch=args.batch, repeats=max(args.steps, 3),
+                backend=args.compile_backend, methods=tuple(args.methods) if args.methods else None,
                 output=args.output, readme=args.readme, progress=args.progress,
             )  # fmt: skip
         print(markdown(results))
