@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from adapterzoo.errors import (
     AdapterZooError,
     CheckpointError,
+    CompileError,
     ExportError,
     MethodConflictError,
     MethodNotFoundError,
@@ -77,6 +78,7 @@ __all__ = [
     "BaseToNovelResult",
     "CLIPClassifier",
     "CheckpointError",
+    "CompileError",
     "ExportError",
     "ImageClassifier",
     "Method",
