@@ -174,6 +174,7 @@ def test_an_unknown_backend_is_refused_listing_the_known_ones(vit_path, shapes, 
 
 def test_a_loaded_adapter_compiles_for_prediction(one_layer_path, tmp_path) -> None:
     torch._dynamo.reset()
+    counters.clear()
     model = build(one_layer_path("vit"))
     perturb_trainable(model, seed=0)
     model.save_pretrained(tmp_path / "adapter")
