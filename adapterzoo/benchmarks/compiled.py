@@ -107,10 +107,11 @@ def compare(
 
 def markdown(results: dict) -> str:
     """The compile section as Markdown: per row, the compiled / eager ratios and the eager times they divide."""
-    settings = results["settings"]
+    settings, machine = results["settings"], results["machine"]
     lines = [
         f"`torch.compile` ({settings['backend']}) against eager, at {settings['size']} size, batch "
-        f"{settings['batch']}, {settings['device']}, {settings['dtype']}: median of {settings['repeats']} "
+        f"{settings['batch']}, {settings['device']} ({machine['cpu_count']} cores, {machine['torch_threads']} torch "
+        f"thread(s), torch {machine['torch']}), {settings['dtype']}: median of {settings['repeats']} "
         "interleaved calls after warm-up, as compiled / eager (below 1: compiled is faster). — : the row has no "
         "compiled training step (nothing to train, a fitted method, or a training that cannot trace).",
         "",
