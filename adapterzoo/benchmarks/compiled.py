@@ -150,6 +150,8 @@ def run_compile_benchmark(
     if torch.device(device).type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--device {device}: no CUDA device is available to torch {torch.__version__}.")
     check_backend(backend)
+    for name in methods or ():
+        get_method(name)  # an unknown name is refused, naming what is installed
     installed = [get_method(info.name) for info in list_methods() if methods is None or info.name in methods]
     rows = rows_for(SHAPES[size], installed)
     results: dict = {
