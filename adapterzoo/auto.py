@@ -37,6 +37,7 @@ from adapterzoo.backbones import (
     resolve_revision,
 )
 from adapterzoo.clip_classifier import CLIPClassifier
+from adapterzoo.compiling import DEFAULT_BACKEND, check_backend, prepare_to_compile
 from adapterzoo.errors import CheckpointError, LoadingOptionError, UnsupportedBackboneError, UnsupportedTaskError
 from adapterzoo.heads import head_width
 from adapterzoo.hub.client import download_adapter, is_hub_id
@@ -225,6 +226,16 @@ class AdapterModel(nn.Module):
         if adapter_names is not None:
             return mixed_forward(self, adapter_names, pixel_values, labels, features)
         return self.peft_model(pixel_values=pixel_values, labels=labels, features=features)
+
+    def compile(self, backend: str = DEFAULT_BACKEND, **options: Any) -> AdapterModel:
+        """Compile this model's forward in place with `torch.compile` (``backend``: "inductor", or "aot_eager" to
+        debug; ``options`` are torch.compile's, such as ``mode="max-autotune"``), so that `predict` and calls run
+        compiled; parameter names, saving and loading are unchanged. Returns the model. The first call of each input
+        shape compiles (slow); later ones reuse the graph."""
+        check_backend(backend)
+        prepare_to_compile(self)
+        super().compile(backend=backend, **options)
+        return self
 
     def print_trainable_parameters(self) -> None:
         self.peft_model.print_trainable_parameters()
@@ -485,6 +496,7 @@ class AutoAdapter:
         backbone_revision: str | None = None,
         is_trainable: bool = False,
         adapter_name: str = "default",
+        compile: bool | str = False,
         **options: Any,
     ) -> AdapterModel:
         """Rebuild backbone, adapter and head from a saved adapter: a local folder, or a Hub repo id.
@@ -501,7 +513,7 @@ class AutoAdapter:
         them (`adapterzoo.pattern_check`), and the labels against the head's size before the head is built. An
         adapter that PEFT itself saved for a transformers image-classification model (no zoo record) is imported
         (`adapterzoo.peft_interop`); both the zoo's layout and the PEFT-native one (`adapterzoo.transformers_layout`)
-        load.
+        load. ``compile=True`` (or a backend's name) returns it compiled for prediction (`AdapterModel.compile`).
         """
         loading = LoadingOptions.of(options, caller="AutoAdapter.from_pretrained")
         folder = _adapter_folder(name_or_path, loading)
@@ -545,7 +557,10 @@ class AutoAdapter:
             license=record.license,
             datasets=record.datasets,
         )
-        return adapter_model.train(is_trainable)
+        adapter_model.train(is_trainable)
+        if not compile:
+            return adapter_model
+        return adapter_model.compile() if compile is True else adapter_model.compile(backend=compile)
 
 
 def _adapter_folder(name_or_path: str | Path, loading: LoadingOptions) -> Path:

@@ -55,6 +55,7 @@ class CLIPClassifier(nn.Module):
         self.template = template
         self.text_parts = describe_text_tower(clip)
         self._text_cache: dict[tuple, torch.Tensor] = {}
+        self._prompt_ids: dict[tuple, torch.Tensor] = {}
         self.feature_logits = FeatureLogits()
         self.set_classes(class_names)
         # PEFT records this as the adapter's base_model_name_or_path.
@@ -68,6 +69,7 @@ class CLIPClassifier(nn.Module):
         """Classify among these classes from now on (open vocabulary: no retraining)."""
         self.class_names = checked_labels(class_names, owner="A CLIPClassifier", kind="class name")
         self._text_cache.clear()
+        self._prompt_ids.clear()
 
     def settings(self) -> dict:
         """What `adapterzoo_config.json` records to rebuild this classifier."""
@@ -82,7 +84,18 @@ class CLIPClassifier(nn.Module):
 
     def prompt_ids(self, template: str) -> torch.Tensor:
         """Token ids of the template filled with every class name, padded to one length (no attention mask needed:
-        the causal mask and end-of-text pooling make padding irrelevant)."""
+        the causal mask and end-of-text pooling make padding irrelevant); tokenized once per template and classes."""
+        key = (template, tuple(self.class_names))
+        if key not in self._prompt_ids:
+            self._prompt_ids[key] = self._tokenize(template)
+        return self._prompt_ids[key]
+
+    def prepare_to_compile(self) -> None:
+        """Tokenize the current prompts now: the tokenizer is Python and Rust code that TorchDynamo cannot trace, so a
+        compiled forward must find them tokenized (classes set later are tokenized at a graph break, then cached)."""
+        self.prompt_ids(self.prompt_template()[0])
+
+    def _tokenize(self, template: str) -> torch.Tensor:
         ids = self.tokenizer([template.format(name) for name in self.class_names], padding=True, return_tensors="pt")
         ids = ids["input_ids"]
         if ids.shape[1] > self.text_parts.max_length:

@@ -88,5 +88,10 @@ class ExportError(AdapterZooError, ValueError):
     a head that the target class cannot express); the message says why and which format to use instead."""
 
 
+class CompileError(AdapterZooError, ValueError):
+    """A model cannot be compiled as asked (a method whose training TorchDynamo cannot trace, an unknown backend); the
+    message says why and what to do instead."""
+
+
 class PluginWarning(UserWarning):
     """A plugin was skipped because it is broken or conflicts with another."""

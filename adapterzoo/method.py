@@ -69,7 +69,8 @@ class Method:
     is). For the core's checks: ``tiny_options`` small option values for the tests' tiny backbones (the support
     matrix), ``variants`` the option sets that change what it serves (each a row of the matrix), and ``benchmarks`` a
     ``"module:attribute"`` reference to a function of a `adapterzoo.benchmarks.shapes.Shape` giving the method's
-    benchmark rows, imported only when benchmarking.
+    benchmark rows, imported only when benchmarking. ``compile_blocker`` says why TorchDynamo cannot trace its
+    training (``train(compile=True)`` then refuses it, naming the reason); None when it can.
     """
 
     name: str
@@ -87,6 +88,7 @@ class Method:
     tiny_options: Mapping[str, Any] = field(default_factory=dict, hash=False)
     variants: tuple[Mapping[str, Any], ...] = field(default=({},), hash=False)
     benchmarks: str | None = None
+    compile_blocker: str | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):

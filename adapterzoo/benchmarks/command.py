@@ -25,6 +25,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--readme", help="also write the table into this README between the benchmark markers")
     parser.add_argument("--skip", nargs="*", default=(), choices=("params", "steps", "latency", "overhead", "cache",
                         "pipeline", "multi", "accuracy"), help="sections to leave out")  # fmt: skip
+    parser.add_argument("--only", choices=("compile",),
+                        help="run only this section, which the full run leaves out: compile (eager against "
+                        "torch.compile per method; its own JSON, Markdown and README block)")  # fmt: skip
+    parser.add_argument("--methods", nargs="+", help="with --only compile: these methods' rows only (default: all)")
+    parser.add_argument("--compile-backend", default="inductor", help="with --only compile: the torch.compile backend")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
 
 
@@ -36,6 +41,18 @@ def main(args: argparse.Namespace) -> int:
     from adapterzoo.progress import transformers_bars_off
 
     dtype = {"bf16": "bfloat16", "fp16": "float16"}.get(args.dtype, args.dtype)
+    if args.only == "compile":
+        from adapterzoo.benchmarks.compiled import markdown, run_compile_benchmark
+
+        with transformers_bars_off():
+            results = run_compile_benchmark(
+                size=args.size, device=args.device, dtype=dtype, batch=args.batch, repeats=max(args.steps, 3),
+                backend=args.compile_backend, methods=tuple(args.methods) if args.methods else None,
+                output=args.output, readme=args.readme, progress=args.progress,
+            )  # fmt: skip
+        print(markdown(results))
+        print(f"\nWritten to {args.output} in {results['seconds']:.0f} s.")
+        return 0
     with transformers_bars_off():  # the benchmark loads a model a hundred times
         results = run_benchmarks(
             size=args.size, device=args.device, dtype=dtype, batch=args.batch, steps=args.steps, seeds=args.seeds,

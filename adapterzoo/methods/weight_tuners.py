@@ -15,7 +15,13 @@ ATTENTION_QV = {"target_modules": ("q", "v")}
 RECIPE = {"optimizer": "adamw", "lr": 5e-3, "scheduler": "linear"}
 
 
-def peft_tuner(name: str, peft_class: str, summary: str, defaults: dict[str, Any] = ATTENTION_QV) -> Method:
+def peft_tuner(
+    name: str,
+    peft_class: str,
+    summary: str,
+    defaults: dict[str, Any] = ATTENTION_QV,
+    compile_blocker: str | None = None,
+) -> Method:
     """The zoo method for PEFT's ``<peft_class>Config`` / ``<peft_class>Model`` pair."""
     return Method(
         name=name,
@@ -26,12 +32,29 @@ def peft_tuner(name: str, peft_class: str, summary: str, defaults: dict[str, Any
         summary=summary,
         defaults=defaults,
         recipe=RECIPE,
+        compile_blocker=compile_blocker,
     )
 
 
 LORA = peft_tuner("lora", "Lora", "LoRA: low-rank updates of attention q and v (DoRA with use_dora=True); mergeable.")
-LOHA = peft_tuner("loha", "LoHa", "LoHa: low-rank Hadamard-product updates of attention q and v; mergeable.")
-LOKR = peft_tuner("lokr", "LoKr", "LoKr: low-rank Kronecker-product updates of attention q and v; mergeable.")
+# PEFT's LoHa and LoKr layers decide their module dropout in training with `torch.rand(1) > module_dropout`, a branch
+# on a tensor's value, even when that dropout is 0.
+MODULE_DROPOUT_DRAW = (
+    "PEFT's {} layers branch on a random tensor's value (torch.rand(1) > module_dropout) in every training forward, "
+    "which TorchDynamo cannot trace"
+)
+LOHA = peft_tuner(
+    "loha",
+    "LoHa",
+    "LoHa: low-rank Hadamard-product updates of attention q and v; mergeable.",
+    compile_blocker=MODULE_DROPOUT_DRAW.format("LoHa"),
+)
+LOKR = peft_tuner(
+    "lokr",
+    "LoKr",
+    "LoKr: low-rank Kronecker-product updates of attention q and v; mergeable.",
+    compile_blocker=MODULE_DROPOUT_DRAW.format("LoKr"),
+)
 IA3 = peft_tuner(
     "ia3",
     "IA3",

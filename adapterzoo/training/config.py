@@ -87,6 +87,11 @@ class TrainingConfig:
         "leave out rows whose image cannot be read (corrupt, truncated, not an image), warning about each and "
         "reporting them at the end, instead of stopping; single-process runs only",
     )
+    compile: bool = _option(
+        False,
+        "train through torch.compile (TorchDynamo); evaluation, saving and checkpoints use the model as it is",
+    )
+    compile_backend: str = _option("inductor", "the torch.compile backend (inductor; aot_eager to debug)")
     progress: bool = _option(True, "show progress bars (main process only)")
 
     def __post_init__(self) -> None:

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
 from adapterzoo.auto import AdapterModel, AutoAdapter
+from adapterzoo.compiling import check_training_compile, compiled_for_training
 from adapterzoo.data.device_preprocessing import DevicePreprocessing
 from adapterzoo.data.loading import Columns, find_columns, label_ids, split_name
 from adapterzoo.data.pixel_values import check_pixel_values
@@ -99,6 +100,8 @@ def train(
     check_mixed_precision(config.mixed_precision, training_device())
     preprocess = DevicePreprocessing(model.image_processor) if config.preprocess_on == "device" else None
     check_metrics(config.metrics, config.metric_for_best if eval_dataset is not None else None)
+    if config.compile:
+        check_training_compile(model, config.compile_backend)
     columns = find_columns(train_dataset, image_column, label_column)
     train_labels = label_ids(train_dataset, columns, model.labels)
     check_pixel_values(train_dataset, columns, model.image_processor, augment=config.augment)
@@ -191,6 +194,10 @@ class _Run:
         prepared, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
         if eval_loader is not None:
             eval_loader = accelerator.prepare(eval_loader)
+        if config.compile:
+            # Only the training step runs compiled: evaluation runs `model` (no second, eval-mode graph), and saving
+            # and checkpoints read `model`, whose parameter names the compiled wrapper leaves unprefixed.
+            prepared = compiled_for_training(model, prepared, config.compile_backend)
         self.eval_loader = eval_loader
         steps_per_epoch = math.ceil(len(train_loader) / config.gradient_accumulation_steps)
         total_steps = config.max_steps or config.epochs * steps_per_epoch

@@ -4,6 +4,8 @@ The branch reads x', the block's residual stream after attention, which HF block
 before the MLP; the block's output, x' + MLP(LN(x')) after any layer scale and drop path, is where the branch's output
 is added, as the reference adds it (``models/custom_modules.py``, ``Block.forward``): so the wrapper captures the
 norm's input during the block's own forward and adds s·up(dropout(ReLU(down(x')))) to what the block returns.
+The norm's pre-hook is registered once, when the wrapper is made, and records only while the wrapper's forward asks
+it to: registering a hook inside the forward would be a graph break for TorchDynamo (`torch.compile`).
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ class AdaptFormerBlock(WrappingLayer):
                 reason="AdaptFormer needs a LayerNorm before each block's MLP",
             )
         self.width = norm.normalized_shape[-1]
+        self._norm_inputs: list[torch.Tensor] | None = None
+        norm.register_forward_pre_hook(self._record_norm_input)
         self.adaptformer_branch = nn.ModuleDict()
         self.adaptformer_scale: dict[str, float] = {}
         self.adaptformer_dropout: dict[str, float] = {}
@@ -74,18 +78,21 @@ class AdaptFormerBlock(WrappingLayer):
         hidden = F.dropout(F.relu(modules["down"](x)), self.adaptformer_dropout[adapter_name], self.training)
         return modules["up"](hidden) * self.adaptformer_scale[adapter_name]
 
+    def _record_norm_input(self, module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+        if self._norm_inputs is not None:
+            self._norm_inputs.append(inputs[0])
+
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         adapter = self.active_adapter_here()
         if adapter is None:
             return self.base_layer(*args, **kwargs)
-        captured: list[torch.Tensor] = []
-        norm = getattr(self.base_layer, self.norm_name)
-        hook = norm.register_forward_pre_hook(lambda module, inputs: captured.append(inputs[0]))
+        self._norm_inputs = []
         try:
             output = self.base_layer(*args, **kwargs)
+            captured = self._norm_inputs[0]
         finally:
-            hook.remove()
-        delta = self.delta(adapter, captured[0])
+            self._norm_inputs = None
+        delta = self.delta(adapter, captured)
         if isinstance(output, tuple):  # blocks that return (hidden_states, attention weights), Swin's
             return (output[0] + delta, *output[1:])
         return output + delta
