@@ -7,15 +7,13 @@ import json
 import re
 import shutil
 import subprocess
-import sys
-import types
 from pathlib import Path
 
 import pytest
 import torch
 
-from adapterzoo.benchmarks import flops, gpu
-from adapterzoo.benchmarks.shapes import SHAPES, Row
+from adapterzoo.benchmarks import flops, gpu, report
+from adapterzoo.benchmarks.shapes import Row
 
 
 @pytest.mark.parametrize("input_needs_grad", [False, True])
@@ -113,20 +111,21 @@ def test_a_failing_row_or_section_is_recorded_and_the_run_goes_on(tmp_path: Path
     assert "Failed: full: RuntimeError: CUDA out of memory" in table and "| linear-probe | vit |" in table
 
 
-def test_the_compiled_section_compares_each_row_where_the_build_has_it(monkeypatch) -> None:
-    calls = []
-    compiled = types.ModuleType(gpu.COMPILED)
-    compiled.DEFAULT_BACKEND = "inductor"
-    compiled.compare = lambda row, backbone, shape, **settings: calls.append((row.label, backbone, shape, settings))
+def test_the_compiled_section_times_each_row_eager_and_compiled(tiny_backbone_path) -> None:
     rows = [Row("lora", "lora"), Row("coop", "coop", clip=True)]
-    backbones = {"vit": Path("v"), "clip": Path("c")}
-    monkeypatch.setitem(sys.modules, gpu.COMPILED, compiled)
-    results = gpu.compiled_section(rows, backbones, "tiny", device="cpu", dtype="bfloat16", batch=2, repeats=1)
-    settings = {"device": "cpu", "dtype": "bfloat16", "batch": 2, "repeats": 1}
-    assert calls == [("lora", Path("v"), SHAPES["tiny"], settings), ("coop", Path("c"), SHAPES["tiny"], settings)]
-    assert results["settings"] == {**settings, "size": "tiny", "backend": "inductor"}
-    monkeypatch.setitem(sys.modules, gpu.COMPILED, None)  # what a build without the module looks like to import
-    assert gpu.compiled_section(rows, backbones, "tiny", device="cpu") == {"missing": gpu.COMPILED}
+    backbones = {"vit": tiny_backbone_path("vit"), "clip": tiny_backbone_path("clip")}
+    settings = {"device": "cpu", "dtype": "float32", "batch": 2, "repeats": 1}
+    results = gpu.compiled_section(rows, backbones, "tiny", backend="aot_eager", **settings)
+    assert results["settings"] == {**settings, "size": "tiny", "backend": "aot_eager"}
+    assert list(results["methods"]) == ["lora", "coop"]
+    for row in results["methods"].values():
+        for timed in (row["step"], row["inference"]):
+            assert timed["eager_seconds"] > 0 and timed["compiled_seconds"] > 0
+            assert timed["ratio"] == pytest.approx(timed["compiled_seconds"] / timed["eager_seconds"])
+    run = {"size": "tiny", "image": 32, "batch": 2, "steps": 1, "peak_tflops": None, "peak_source": "MFU left out"}
+    machine = report.machine("cpu", "float32")
+    table = gpu.markdown({"machine": machine, "settings": run, "methods": {}, "compiled": results})
+    assert "`torch.compile` (aot_eager) against eager" in table and "| coop |" in table
 
 
 def test_an_unknown_method_or_worker_count_is_refused(capsys) -> None:

@@ -2,7 +2,7 @@
 training step on ViT-B/16 (CLIP ViT-B/16 for the CLIP methods) in bf16, with step time, images per second, peak
 memory, the step's counted FLOPs and MFU; the data pipeline with 16 workers; a batch mixing 8 adapters against one
 adapter (`adapterzoo.benchmarks.multi`); and eager against ``torch.compile`` for a few methods
-(`adapterzoo.benchmarks.compiled`, where the build has it). Writes ``gpu.json`` and ``gpu.md``.
+(`adapterzoo.benchmarks.compiled`). Writes ``gpu.json`` and ``gpu.md``.
 
 On a GPU each step is measured in this process (the peak memory, ``torch.cuda.max_memory_allocated``, is reset per
 method, and a process per method would spend the run starting CUDA), on the CPU in a process per method (peak RSS),
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -25,12 +24,11 @@ import torch
 import transformers
 from tqdm.auto import tqdm
 
-from adapterzoo.benchmarks import flops, measure, multi, pipeline, report
+from adapterzoo.benchmarks import compiled, flops, measure, multi, pipeline, report
 from adapterzoo.benchmarks.shapes import SHAPES, Row, rows_for
 from adapterzoo.registry import get_method, list_methods
 
 T = TypeVar("T")
-COMPILED = "adapterzoo.benchmarks.compiled"
 # Each row compiles its training step and its inference, which is slow: by default the GPU run compiles a few rows.
 COMPILED_METHODS = ("lora", "vpt", "coop")
 
@@ -59,21 +57,18 @@ def resolve_peak(device: str, given: float | None) -> tuple[float | None, str]:
     return peak, f"{name}'s dense bf16 peak, {peak} TFLOP/s"
 
 
-def compiled_section(rows: list[Row], backbones: dict[str, Path], size: str, **settings: Any) -> dict:
+def compiled_section(
+    rows: list[Row], backbones: dict[str, Path], size: str, backend: str = compiled.DEFAULT_BACKEND, **settings: Any
+) -> dict:
     """Eager against compiled training step and inference per row (`adapterzoo.benchmarks.compiled.compare`, with
-    ``settings``: device, dtype, batch, repeats), in that module's results format; ``{"missing": module}`` where this
-    build lacks it."""
-    try:
-        compiled = importlib.import_module(COMPILED)
-    except ModuleNotFoundError as error:
-        if error.name != COMPILED:
-            raise
-        return {"missing": COMPILED}
+    ``settings``: device, dtype, batch, repeats), in that module's results format."""
     methods = {
-        row.label: compiled.compare(row, backbones["clip" if row.clip else "vit"], SHAPES[size], **settings)
+        row.label: compiled.compare(
+            row, backbones["clip" if row.clip else "vit"], SHAPES[size], backend=backend, **settings
+        )
         for row in rows
     }
-    return {"settings": {**settings, "size": size, "backend": compiled.DEFAULT_BACKEND}, "methods": methods}
+    return {"settings": {**settings, "size": size, "backend": backend}, "methods": methods}
 
 
 def run_gpu_benchmark(
@@ -198,11 +193,8 @@ def markdown(results: dict) -> str:
         )
     lines += ["", *report.pipeline_lines(results), *report.multi_adapter_lines(results)]
     lines += [f"Failed: {key}: {error}" for key, error in results.get("errors", {}).items()]
-    compiled = results.get("compiled", {})
-    if "missing" in compiled:
-        lines.append(f"Eager against compiled: not in this build ({compiled['missing']}).")
-    elif compiled.get("methods"):
-        lines += ["", importlib.import_module(COMPILED).markdown(compiled)]
+    if results.get("compiled", {}).get("methods"):
+        lines += ["", compiled.markdown({**results["compiled"], "machine": results["machine"]})]
     return "\n".join(lines)
 
 
