@@ -19,7 +19,15 @@ from adapterzoo.benchmarks import compiled as compiled_benchmark
 from adapterzoo.compiling import prepare_to_compile
 from adapterzoo.errors import CompileError
 from adapterzoo.registry import get_method
-from adapterzoo.testing import LABELS, VISION_KINDS, images, perturb_trainable, save_tiny_backbone, separable_images
+from adapterzoo.testing import (
+    LABELS,
+    VISION_KINDS,
+    adam_losses,
+    images,
+    perturb_trainable,
+    save_tiny_backbone,
+    separable_images,
+)
 from adapterzoo.testing.matrix import row_label, rows
 
 STEPS = 2
@@ -54,19 +62,6 @@ def compile_cases() -> list:
     return cases
 
 
-def steps(model: torch.nn.Module, call, labels: torch.Tensor, pixel_values: torch.Tensor) -> list[float]:
-    """Losses of ``STEPS`` Adam steps of ``model``'s trainable parameters, each forward through ``call``."""
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    losses = []
-    for _ in range(STEPS):
-        loss = call(pixel_values, labels=labels).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    return losses
-
-
 @pytest.mark.parametrize("method, variant, kind, task", compile_cases())
 def test_every_method_compiles_with_no_graph_break_and_trains_as_eager(
     one_layer_path, method, variant, kind, task
@@ -85,9 +80,10 @@ def test_every_method_compiles_with_no_graph_break_and_trains_as_eager(
     pixel_values = separable_images(labels)
     if any(p.requires_grad for p in eager.parameters()) and get_method(method).compile_blocker is None:
         torch.manual_seed(1)  # dropout's draws, alike in both
-        expected = steps(eager.train(), eager, labels, pixel_values)
+        expected = adam_losses(eager.train(), pixel_values, labels, STEPS)
         torch.manual_seed(1)
-        assert steps(compiled.train(), call, labels, pixel_values) == pytest.approx(expected, rel=LOSS_TOLERANCE)
+        losses = adam_losses(compiled.train(), pixel_values, labels, STEPS, call)
+        assert losses == pytest.approx(expected, rel=LOSS_TOLERANCE)
         return
     # nothing to train, or a training that cannot trace (declared): inference compiles
     with torch.no_grad():

@@ -22,7 +22,7 @@ import torch
 from adapterzoo import AutoAdapter, get_method, train
 from adapterzoo.errors import PrecisionError
 from adapterzoo.precision import check_mixed_precision
-from adapterzoo.testing import LABELS, images, perturb_trainable, separable_images
+from adapterzoo.testing import LABELS, adam_losses, images, perturb_trainable, separable_images
 from adapterzoo.testing.matrix import row_label, rows
 from adapterzoo.training.checkpoint import Progress, load_checkpoint, save_checkpoint
 from adapterzoo.training.config import TrainingConfig
@@ -48,17 +48,12 @@ def picture() -> np.ndarray:
 def losses(model: torch.nn.Module, steps: int, autocast: bool) -> list[float]:
     """The losses of ``steps`` Adam steps on separable images, under bf16 autocast or in float32."""
     labels = torch.tensor([0, 1, 2, 0, 1, 2])
-    pixels = separable_images(labels)
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    values = []
-    for _ in range(steps):
+
+    def call(pixel_values: torch.Tensor, labels: torch.Tensor):
         with torch.autocast("cpu", dtype=BF16, enabled=autocast):
-            loss = model(pixels, labels=labels).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        values.append(loss.item())
-    return values
+            return model(pixel_values, labels=labels)
+
+    return adam_losses(model, separable_images(labels), labels, steps, call)
 
 
 @pytest.mark.parametrize("method, variant", ROWS, ids=[row_label(*row) for row in ROWS])

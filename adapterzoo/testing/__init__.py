@@ -21,7 +21,7 @@ from adapterzoo.testing.backbones import (
     serves,
     tiny_backbone,
 )
-from adapterzoo.testing.helpers import LABELS, images, perturb_trainable, separable_images
+from adapterzoo.testing.helpers import LABELS, adam_losses, images, perturb_trainable, separable_images
 
 __all__ = [
     "KINDS",
@@ -30,6 +30,7 @@ __all__ = [
     "VISION_KINDS",
     "CLIPMethodConformance",
     "MethodConformance",
+    "adam_losses",
     "images",
     "perturb_trainable",
     "save_tiny_backbone",

@@ -3,6 +3,9 @@ initialisation. Plain torch, no pytest."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 
 from adapterzoo.testing.backbones import TINY_SIZES
@@ -35,3 +38,24 @@ def perturb_trainable(model: torch.nn.Module, seed: int, scale: float = 0.05) ->
         for _, param in sorted(model.named_parameters()):
             if param.requires_grad:
                 param.add_(torch.randn(param.shape, generator=generator, dtype=param.dtype) * scale)
+
+
+def adam_losses(
+    model: torch.nn.Module,
+    pixel_values: torch.Tensor,
+    labels: torch.Tensor,
+    steps: int,
+    call: Callable[..., Any] | None = None,
+) -> list[float]:
+    """The losses of ``steps`` Adam steps (lr 1e-2) on ``model``'s trainable parameters, each forward through
+    ``call`` (default: the model; a compiled model, or a function that runs it under autocast)."""
+    call = call or model
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    losses = []
+    for _ in range(steps):
+        loss = call(pixel_values, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
