@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from adapterzoo.benchmarks import flops, gpu, report
-from adapterzoo.benchmarks.shapes import Row
+from adapterzoo.benchmarks import flops, gpu
 
 
 @pytest.mark.parametrize("input_needs_grad", [False, True])
@@ -58,7 +57,8 @@ def test_the_dry_run_measures_counts_and_writes_gpu_json_and_the_table(tmp_path:
     output = tmp_path / "results"
     argv = ["--device", "cpu", "--size", "tiny", "--batch", "4", "--steps", "1", "--workers", "0",
             "--pipeline-images", "4", "--peak-tflops", "2", "--methods", "linear-probe", "full", "lora", "coop",
-            "tip-adapter", "--compiled", "--output", str(output), "--no-progress"]  # fmt: skip
+            "tip-adapter", "--compiled", "coop", "--compile-backend", "aot_eager", "--output", str(output),
+            "--no-progress"]  # fmt: skip
     assert gpu.main(argv) == 0
     results = json.loads((output / "gpu.json").read_text())
     rows = results["methods"]
@@ -76,14 +76,19 @@ def test_the_dry_run_measures_counts_and_writes_gpu_json_and_the_table(tmp_path:
     assert rows["coop (16)"]["backbone"] == "clip" and rows["lora (r 8, q v)"]["backbone"] == "vit"
     assert results["settings"]["peak_source"] == "given: 2.0 TFLOP/s"
     assert set(results["pipeline"]["JPEG"]["images_per_second"]) == {"0"}
-    assert "compiled" in results  # with no rows to compile (compiling costs CI too much; tested on its own below)
+    compiled = results["compiled"]
+    assert compiled["settings"]["backend"] == "aot_eager"
+    assert list(compiled["methods"]) == ["coop (16)"]
+    for row in compiled["methods"].values():
+        for timed in (row["step"], row["inference"]):
+            assert timed["ratio"] == pytest.approx(timed["compiled_seconds"] / timed["eager_seconds"])
     table = (output / "gpu.md").read_text()
     assert "MFU against given: 2.0 TFLOP/s." in table
     assert table.strip() in capsys.readouterr().out
     lora = rows["lora (r 8, q v)"]
     assert f"| lora (r 8, q v) | vit | {1000 * lora['step_seconds']:.1f} |" in table
     assert f"| {100 * lora['mfu']:.1f}% |" in table and "| tip-adapter (16 shots) | clip | fit: " in table
-    assert "The data pipeline (JPEG, 500×375" in table
+    assert "The data pipeline (JPEG, 500×375" in table and "`torch.compile` (aot_eager) against eager" in table
     mixed = results["multi_adapter"]["lora (r 8, q v)"]
     assert mixed["adapters"] == 8 and mixed["batch"] == 4 and mixed["throughput_ratio"] > 0
     assert f"a batch of 4 mixing 8 adapters runs at {mixed['throughput_ratio']:.2f}×" in table
@@ -109,23 +114,6 @@ def test_a_failing_row_or_section_is_recorded_and_the_run_goes_on(tmp_path: Path
     assert list(results["methods"]) == ["linear-probe"] and "multi_adapter" not in results and results["pipeline"]
     table = (tmp_path / "gpu.md").read_text()
     assert "Failed: full: RuntimeError: CUDA out of memory" in table and "| linear-probe | vit |" in table
-
-
-def test_the_compiled_section_times_each_row_eager_and_compiled(tiny_backbone_path) -> None:
-    rows = [Row("lora", "lora"), Row("coop", "coop", clip=True)]
-    backbones = {"vit": tiny_backbone_path("vit"), "clip": tiny_backbone_path("clip")}
-    settings = {"device": "cpu", "dtype": "float32", "batch": 2, "repeats": 1}
-    results = gpu.compiled_section(rows, backbones, "tiny", backend="aot_eager", **settings)
-    assert results["settings"] == {**settings, "size": "tiny", "backend": "aot_eager"}
-    assert list(results["methods"]) == ["lora", "coop"]
-    for row in results["methods"].values():
-        for timed in (row["step"], row["inference"]):
-            assert timed["eager_seconds"] > 0 and timed["compiled_seconds"] > 0
-            assert timed["ratio"] == pytest.approx(timed["compiled_seconds"] / timed["eager_seconds"])
-    run = {"size": "tiny", "image": 32, "batch": 2, "steps": 1, "peak_tflops": None, "peak_source": "MFU left out"}
-    machine = report.machine("cpu", "float32")
-    table = gpu.markdown({"machine": machine, "settings": run, "methods": {}, "compiled": results})
-    assert "`torch.compile` (aot_eager) against eager" in table and "| coop |" in table
 
 
 def test_an_unknown_method_or_worker_count_is_refused(capsys) -> None:

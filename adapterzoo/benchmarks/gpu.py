@@ -80,6 +80,7 @@ def run_gpu_benchmark(
     steps: int = 10,
     methods: Sequence[str] | None = None,
     compiled_methods: Sequence[str] = COMPILED_METHODS,
+    compile_backend: str = compiled.DEFAULT_BACKEND,
     workers: tuple[int | str, ...] = (0, "auto", 16),
     pipeline_images: int = 512,
     peak: float | None = None,
@@ -87,7 +88,7 @@ def run_gpu_benchmark(
     progress: bool = True,
 ) -> dict:
     """Measure as the module says and write ``gpu.json`` and ``gpu.md`` into ``output``; ``peak`` (TFLOP/s) overrides
-    the table of known devices; ``compiled_methods`` (of those measured) are also compiled."""
+    the table of known devices; ``compiled_methods`` (of those measured) are also compiled, with ``compile_backend``."""
     from adapterzoo.benchmarks.run import save_backbones  # the random-weight backbones of the main benchmark
 
     target = torch.device(device)
@@ -135,7 +136,7 @@ def run_gpu_benchmark(
                                 device=device),
             "multi_adapter": mixed_batches,
             "compiled": partial(compiled_section, [row for row in rows if row.method in compiled_methods], backbones,
-                                size, device=device, dtype=dtype, batch=batch, repeats=steps),
+                                size, compile_backend, device=device, dtype=dtype, batch=batch, repeats=steps),
         }  # fmt: skip
         for key, section in sections.items():
             measured = attempt(errors, key, section)
@@ -227,6 +228,8 @@ def parser() -> argparse.ArgumentParser:
     options.add_argument("--methods", nargs="+", help="only these methods (default: every installed one)")
     options.add_argument("--compiled", nargs="*", default=list(COMPILED_METHODS), metavar="METHOD",
                          help="methods also timed compiled (default: lora vpt coop; none if empty)")  # fmt: skip
+    options.add_argument("--compile-backend", default=compiled.DEFAULT_BACKEND,
+                         help="their torch.compile backend (default: inductor)")  # fmt: skip
     options.add_argument("--workers", nargs="+", type=worker_count, default=[0, "auto", 16],
                          help="data-pipeline worker counts (default: 0 auto 16)")  # fmt: skip
     options.add_argument("--pipeline-images", type=int, default=512, help="images per pipeline pass (default: 512)")
@@ -245,8 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with transformers_bars_off():
         results = run_gpu_benchmark(
             device=args.device, size=args.size, dtype=dtype, batch=args.batch, steps=args.steps, methods=args.methods,
-            compiled_methods=args.compiled, workers=tuple(args.workers), pipeline_images=args.pipeline_images,
-            peak=args.peak_tflops, output=args.output, progress=args.progress,
+            compiled_methods=args.compiled, compile_backend=args.compile_backend, workers=tuple(args.workers),
+            pipeline_images=args.pipeline_images, peak=args.peak_tflops, output=args.output, progress=args.progress,
         )  # fmt: skip
     print(markdown(results))
     print(f"\nWritten to {args.output}/gpu.json and gpu.md in {results['seconds']:.0f} s.")

@@ -46,10 +46,12 @@ def adam_losses(
     labels: torch.Tensor,
     steps: int,
     call: Callable[..., Any] | None = None,
+    until: Callable[[list[float]], bool] | None = None,
 ) -> list[float]:
     """The losses of ``steps`` Adam steps (lr 1e-2) on ``model``'s trainable parameters, each forward through
-    ``call`` (default: the model; a compiled model, or a function that runs it under autocast)."""
-    call = call or model
+    ``call`` (default: the model; a compiled model, or a function that runs it under autocast); with ``until``, fewer
+    when ``until(losses)`` holds first (a check that the loss falls within ``steps`` stops when it has)."""
+    call = model if call is None else call
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     losses = []
     for _ in range(steps):
@@ -58,4 +60,11 @@ def adam_losses(
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
+        if until is not None and until(losses):
+            break
     return losses
+
+
+def fell_below(fraction: float) -> Callable[[list[float]], bool]:
+    """``until`` for `adam_losses`: the last loss is below ``fraction`` of the first."""
+    return lambda losses: losses[-1] < fraction * losses[0]
