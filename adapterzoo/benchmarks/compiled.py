@@ -9,7 +9,6 @@ method (GDA, Tip-Adapter) its inference, since its fit is closed-form work outsi
 from __future__ import annotations
 
 import json
-import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +17,7 @@ import torch
 import torch._dynamo
 from tqdm.auto import tqdm
 
-from adapterzoo.benchmarks.measure import attach, temporary_folder
+from adapterzoo.benchmarks.measure import attach, check_device, interleaved_medians, temporary_folder
 from adapterzoo.benchmarks.shapes import SHAPES, Row, Shape, rows_for
 from adapterzoo.compiling import DEFAULT_BACKEND, check_backend, prepare_to_compile
 from adapterzoo.readme_blocks import find_block, replace_block
@@ -32,20 +31,7 @@ LABELS = [str(i) for i in range(10)]
 def _interleaved(eager: Callable[[], object], compiled: Callable[[], object], repeats: int, device) -> dict:
     """Median seconds of ``eager`` and ``compiled`` calls, alternated, after two warm-up calls of each (the compiled
     one's first call compiles; the second settles any recompile)."""
-    for _ in range(2):
-        eager()
-        compiled()
-    times: dict[str, list[float]] = {"eager": [], "compiled": []}
-    for _ in range(repeats):
-        for name, function in (("eager", eager), ("compiled", compiled)):
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            started = time.perf_counter()
-            function()
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            times[name].append(time.perf_counter() - started)
-    eager_seconds, compiled_seconds = statistics.median(times["eager"]), statistics.median(times["compiled"])
+    eager_seconds, compiled_seconds = interleaved_medians((eager, compiled), repeats, device, warmups=2)
     return {
         "eager_seconds": eager_seconds,
         "compiled_seconds": compiled_seconds,
@@ -147,8 +133,7 @@ def run_compile_benchmark(
 
     if readme is not None:
         find_block(Path(readme), START, END)  # refused now rather than after the measuring
-    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: no CUDA device is available to torch {torch.__version__}.")
+    check_device(device)
     check_backend(backend)
     for name in methods or ():
         get_method(name)  # an unknown name is refused, naming what is installed

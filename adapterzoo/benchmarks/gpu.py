@@ -91,9 +91,8 @@ def run_gpu_benchmark(
     the table of known devices; ``compiled_methods`` (of those measured) are also compiled, with ``compile_backend``."""
     from adapterzoo.benchmarks.run import save_backbones  # the random-weight backbones of the main benchmark
 
+    measure.check_device(device)
     target = torch.device(device)
-    if target.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: no CUDA device is available to torch {torch.__version__}.")
     shape = SHAPES[size]
     rows = select_rows(rows_for(shape, [get_method(info.name) for info in list_methods()]), methods)
     peak_value, peak_source = resolve_peak(device, peak)

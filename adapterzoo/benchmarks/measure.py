@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,33 @@ def training_step(
     if result.returncode != 0:
         raise RuntimeError(f"Measuring a training step of {row.label} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def check_device(device: str) -> None:
+    """Refuse a CUDA device this torch cannot reach, before any measuring."""
+    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: no CUDA device is available to torch {torch.__version__}.")
+
+
+def interleaved_medians(
+    functions: Sequence[Callable[[], object]], repeats: int, device: torch.device, warmups: int = 1
+) -> list[float]:
+    """The median seconds of ``repeats`` calls of each function, alternated after ``warmups`` calls of each, so that
+    other work on the machine weighs on all alike; on CUDA each call is timed between synchronisations."""
+    for _ in range(warmups):
+        for function in functions:
+            function()
+    times: list[list[float]] = [[] for _ in functions]
+    for _ in range(repeats):
+        for function, measured in zip(functions, times, strict=True):
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            started = time.perf_counter()
+            function()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            measured.append(time.perf_counter() - started)
+    return [statistics.median(measured) for measured in times]
 
 
 def seconds_per_call(function: Callable[[], object], repeats: int) -> float:

@@ -8,9 +8,6 @@ LoRA mixes per example in every layer (PEFT's mixed batch); other methods run on
 from __future__ import annotations
 
 import itertools
-import statistics
-import time
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -18,7 +15,7 @@ import torch
 from torch import nn
 
 from adapterzoo.auto import AdapterModel, AutoAdapter
-from adapterzoo.benchmarks.measure import attach
+from adapterzoo.benchmarks.measure import attach, interleaved_medians
 from adapterzoo.benchmarks.shapes import Row, Shape
 
 ROWS = (
@@ -54,9 +51,9 @@ def mixed_batches(
     for row in rows:
         model, single_bytes = _loaded(row, backbone, workdir / row.method, adapters)
         model = model.to(device).eval()
-        one, mixed = interleaved_seconds(
-            partial(model, pixel_values), partial(model, pixel_values, adapter_names=names), repeats
-        )
+        with torch.no_grad():
+            calls = (partial(model, pixel_values), partial(model, pixel_values, adapter_names=names))
+            one, mixed = interleaved_medians(calls, repeats, torch.device(device))
         results[row.label] = {
             "adapters": adapters,
             "batch": batch,
@@ -67,20 +64,6 @@ def mixed_batches(
             "separate_models_mib": adapters * single_bytes / 2**20,
         }
     return results
-
-
-def interleaved_seconds(first: Callable[[], object], second: Callable[[], object], repeats: int) -> tuple[float, float]:
-    """The median times of ``repeats`` calls of each function, alternated after one warm-up call of each, so that
-    other work on the machine weighs on both alike."""
-    times: tuple[list[float], list[float]] = ([], [])
-    with torch.no_grad():
-        first(), second()
-        for _ in range(repeats):
-            for function, measured in zip((first, second), times, strict=True):
-                started = time.perf_counter()
-                function()
-                measured.append(time.perf_counter() - started)
-    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def _loaded(row: Row, backbone: Path, folder: Path, adapters: int) -> tuple[AdapterModel, int]:

@@ -77,8 +77,7 @@ def run_benchmarks(
     require_extra("bench", PLOTTING)  # refused now rather than after the measuring, as a README without its block
     if readme is not None:
         find_block(Path(readme), report.START, report.END)  # refused now rather than after the measuring
-    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: no CUDA device is available to torch {torch.__version__}.")
+    measure.check_device(device)
     count_size = "tiny" if size == "tiny" else "base"
     methods = [get_method(info.name) for info in list_methods()]
     installed = {method.name for method in methods}
